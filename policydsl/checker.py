@@ -1,0 +1,538 @@
+"""Names, types and the stage partition: from a parsed policy to a `Model`.
+
+The checker merges a policy with what it includes, resolves every name,
+type-checks every expression against the `account` schema and proves the
+stages partition the stage field. It reports `Diagnostic`s with stable codes
+(documented in docs/diagnostics.md) and returns a `Model`: the resolved form
+that the compiler and the reference tools consume, so no later stage ever
+has to resolve a name again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+
+from . import nodes as n
+from .errors import Diagnostic
+from .functions import FUNCTIONS
+from .values import NUMERIC, ValueProblem, default_value, reader_for, widest
+
+# Stable diagnostic codes. Never renumber: users suppress and grep by code.
+CODES = {
+    "E001": "syntax error",
+    "E002": "include cannot be read",
+    "E101": "unknown field or segment",
+    "E102": "unknown action or group",
+    "E103": "unknown stage",
+    "E104": "unknown function or wrong number of arguments",
+    "E105": "type mismatch",
+    "E106": "duplicate declaration",
+    "E107": "stages leave a gap",
+    "E108": "stages overlap",
+    "E109": "stage field is not an int field",
+    "E110": "policy has no `id : text` field",
+    "E111": "default does not fit the field's type",
+    "E112": "`action` used where no action is being judged",
+    "E113": "time zone field missing or ambiguous",
+    "E114": "condition is not a boolean",
+    "E115": "not a member of the enumeration",
+    "E116": "segment refers to a later segment",
+    "W201": "action that no stage allows",
+    "W202": "stage field values outside every stage",
+    "W203": "forbid without `because`",
+}
+
+@dataclass
+class Model:
+    """A checked policy with every name resolved (the compiler's input)."""
+
+    policy: n.PolicyFile
+    fields: dict[str, n.Field] = field(default_factory=dict)
+    actions: list[str] = field(default_factory=list)  # decided, in declared order
+    events: list[str] = field(default_factory=list)  # history-only names
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    stage_field: str | None = None
+    stages: list[n.StageRange] = field(default_factory=list)  # sorted by range
+    segments: list[n.Segment] = field(default_factory=list)
+    allows: list[n.Allow] = field(default_factory=list)  # stage blocks' first, then top level
+    restrictions: list[n.Restriction] = field(default_factory=list)
+    zone_field: str | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def expand(self, targets: n.Targets, with_events: bool = False) -> tuple[str, ...]:
+        """Action names a target list denotes, in declared order."""
+        universe = self.actions + (self.events if with_events else [])
+        if targets.all:
+            return tuple(universe)
+        chosen: set[str] = set()
+        for name in targets.names:
+            chosen.update(self.groups.get(name, [name]))
+        return tuple(name for name in universe if name in chosen)
+
+    def expand_in_order(self, targets: n.Targets) -> tuple[str, ...]:
+        """Decided actions a target list denotes, in the order written (for an
+        allow list, that order is the priority order)."""
+        names = self.actions if targets.all else targets.names
+        out: list[str] = []
+        for name in names:
+            for member in self.groups.get(name, [name]):
+                if member in self.actions and member not in out:
+                    out.append(member)
+        return tuple(out)
+
+    def stage_named(self, name: str) -> n.StageRange | None:
+        return next((stage for stage in self.stages if stage.name == name), None)
+
+
+def check(policy: n.PolicyFile) -> tuple[Model, list[Diagnostic]]:
+    """Check a parsed policy (with its includes loaded). Diagnostics are
+    sorted by file and position so output is stable."""
+    checker = _Checker(policy)
+    checker.run()
+    diagnostics = sorted(checker.diagnostics, key=lambda d: (d.span.file, d.span.line, d.span.column, d.code))
+    return checker.model, diagnostics
+
+
+class _Checker:
+    def __init__(self, policy: n.PolicyFile) -> None:
+        self.model = Model(policy)
+        self.diagnostics: list[Diagnostic] = []
+
+    def report(self, code: str, message: str, span: n.Span, severity: str | None = None) -> None:
+        level = severity or ("warning" if code.startswith("W") else "error")
+        self.diagnostics.append(Diagnostic(code, level, message, span))
+
+    # ------------------------------------------------------------ structure
+    def run(self) -> None:
+        policy = self.model.policy
+        for source_file in _all_files(policy):
+            self.model.sources[source_file.path] = source_file.source
+        for baseline, mapping in _baselines(policy):
+            self.declare(baseline, mapping, own=False)
+        self.declare(policy, {}, own=True)
+        self.check_schema()
+        self.check_stages(policy)
+        self.check_segments(policy)
+        for baseline, mapping in _baselines(policy):
+            for rule in baseline.rules:
+                if not isinstance(rule, n.Allow):
+                    self.add_restriction(_mapped(rule, mapping))
+        for block in policy.stage_blocks:
+            if self.model.stages and self.model.stage_named(block.name) is None:
+                self.report("E103", f"unknown stage {block.name!r}", block.span)
+            for rule in block.rules:
+                self.add_rule(rule)
+        for rule in policy.rules:
+            self.add_rule(rule)
+        self.model.allows.sort(key=lambda allow: allow.stage is None)
+        self.check_unallowed_actions()
+
+    def declare(self, source: n.PolicyFile, mapping: dict[str, tuple[str, ...]], own: bool) -> None:
+        """Fields, actions, groups and events of one file into the model.
+        A baseline's names that the includer maps are not imported; a group
+        declared in both gets the union of its members."""
+        model = self.model
+        for fld in source.fields:
+            known = model.fields.get(fld.name)
+            if known is None:
+                model.fields[fld.name] = fld
+            elif str(known.type) != str(fld.type):
+                self.report("E106", f"field {fld.name!r} is declared as {known.type} in "
+                            f"{known.span.location} and as {fld.type} here", fld.span)
+            elif own and known.span.file == fld.span.file:
+                self.report("E106", f"field {fld.name!r} declared twice (first at {known.span.location})",
+                            fld.span)
+            elif own:
+                model.fields[fld.name] = fld  # the includer may change a default
+        declared_here: set[str] = set()
+        for line in source.actions:
+            for member in line.members:
+                if member in mapping:
+                    continue
+                if member in model.groups:
+                    self.report("E106", f"{member!r} is already a group", line.span)
+                elif member in declared_here and own:
+                    self.report("E106", f"action {member!r} declared twice", line.span)
+                elif member not in model.actions:
+                    model.actions.append(member)
+                declared_here.add(member)
+            if line.group is not None and line.group not in mapping:
+                if line.group in model.actions:
+                    self.report("E106", f"{line.group!r} is already an action", line.span)
+                    continue
+                members = model.groups.setdefault(line.group, [])
+                members.extend(m for m in line.members if m not in members and m not in mapping)
+        for events in source.events:
+            for name in events.names:
+                if name in model.actions:
+                    self.report("E106", f"{name!r} is declared both as an action and as an event", events.span)
+                elif name not in model.events:
+                    model.events.append(name)
+
+    def check_schema(self) -> None:
+        model = self.model
+        root = model.policy
+        ident = model.fields.get("id")
+        if ident is None or ident.type.kind != "text":
+            self.report("E110", "the account block needs an `id : text` field (decisions are keyed by it)",
+                        ident.span if ident else root.header.span)
+        zones = [f for f in model.fields.values() if f.type.kind == "zone"]
+        if len(zones) > 1:
+            self.report("E113", "more than one zone field: " + ", ".join(f.name for f in zones)
+                        + "; local time must come from exactly one", zones[1].span)
+        model.zone_field = zones[0].name if zones else None
+        for fld in model.fields.values():
+            if fld.default is not None:
+                self.check_default(fld)
+
+    def check_default(self, fld: n.Field) -> None:
+        assert fld.default is not None
+        try:
+            reader_for(fld.type.kind, fld.type.element, fld.type.members)(default_value(fld.default))
+        except ValueProblem as problem:
+            self.report("E111", f"default of {fld.name!r} does not fit {fld.type}: expected {problem}",
+                        fld.default.span)
+
+    def check_stages(self, policy: n.PolicyFile) -> None:
+        if not policy.stages:
+            return
+        for extra in policy.stages[1:]:
+            self.report("E106", "a policy has one `stages` block", extra.span)
+        stages = policy.stages[0]
+        fld = self.model.fields.get(stages.field)
+        if fld is None:
+            self.report("E101", f"unknown field {stages.field!r}", stages.span)
+        elif fld.type.kind != "int":
+            self.report("E109", f"stages need an int field; {stages.field!r} is {fld.type}", stages.span)
+        self.model.stage_field = stages.field
+        seen: dict[str, n.StageRange] = {}
+        for stage in stages.ranges:
+            if stage.name in seen:
+                self.report("E106", f"stage {stage.name!r} declared twice", stage.span)
+                continue
+            if stage.low is not None and stage.high is not None and stage.low > stage.high:
+                self.report("E108", f"stage {stage.name!r} is empty: {stage.low} > {stage.high}", stage.span)
+                continue
+            seen[stage.name] = stage
+        ordered = sorted(seen.values(), key=lambda s: (s.low is not None, s.low if s.low is not None else 0))
+        self.model.stages = ordered
+        for before, after in zip(ordered, ordered[1:]):
+            self.check_adjacent(stages.field, before, after)
+        if ordered and ordered[0].low is not None:
+            self.report("W202", f"{stages.field} below {ordered[0].low} falls in no stage "
+                        f"(write `{ordered[0].name} .. {ordered[0].high}` to open it)"
+                        if ordered[0].high is not None else
+                        f"{stages.field} below {ordered[0].low} falls in no stage", ordered[0].span)
+        if ordered and ordered[-1].high is not None:
+            self.report("W202", f"{stages.field} above {ordered[-1].high} falls in no stage", ordered[-1].span)
+
+    def check_adjacent(self, name: str, before: n.StageRange, after: n.StageRange) -> None:
+        if before.high is None or (after.low is not None and after.low <= before.high):
+            overlap_low = after.low if after.low is not None else before.low
+            overlap_high = before.high if after.high is None or (before.high is not None and
+                                                                 before.high < after.high) else after.high
+            shown = f"{overlap_low} .. {overlap_high}" if overlap_high is not None else f"{overlap_low} .."
+            self.report("E108", f"stages {before.name!r} and {after.name!r} overlap on {name} {shown}",
+                        after.span)
+        elif after.low is not None and after.low > before.high + 1:
+            gap_low, gap_high = before.high + 1, after.low - 1
+            values = str(gap_low) if gap_low == gap_high else f"{gap_low} .. {gap_high}"
+            self.report("E107", f"gap between stages {before.name!r} and {after.name!r}: "
+                        f"{name} = {values} is in no stage", after.span)
+
+    def check_segments(self, policy: n.PolicyFile) -> None:
+        defined: set[str] = set()
+        names = {segment.name for segment in policy.segments}
+        for segment in policy.segments:
+            if segment.name in defined or segment.name in self.model.fields:
+                self.report("E106", f"{segment.name!r} is already declared", segment.span)
+            self.expect_bool(segment.condition, scope=_Scope(defined, names, action=False))
+            defined.add(segment.name)
+            self.model.segments.append(segment)
+
+    # ------------------------------------------------------------ rules
+    def add_rule(self, rule: n.Rule) -> None:
+        if isinstance(rule, n.Allow):
+            self.check_targets(rule.targets)
+            if rule.condition is not None:
+                self.expect_bool(rule.condition, self.rule_scope(action=True))
+            self.model.allows.append(rule)
+        else:
+            self.add_restriction(rule)
+
+    def add_restriction(self, rule: n.Restriction) -> None:
+        self.check_targets(rule.targets)
+        if isinstance(rule, n.Forbid):
+            if rule.condition is not None:
+                self.expect_bool(rule.condition, self.rule_scope(action=True))
+            if not rule.reason.because:
+                self.report("W203", "forbid without `because`: say why, it is shown to whoever is blocked",
+                            rule.span)
+        elif isinstance(rule, n.Window):
+            if self.model.zone_field is None:
+                self.report("E113", "a window needs the account's local time: declare a `zone` field",
+                            rule.span)
+            if isinstance(rule.holidays, n.Ref):
+                fld = self.model.fields.get(rule.holidays.name)
+                if fld is None or fld.type.kind not in ("text", "enum"):
+                    self.report("E101", f"holidays need a text field holding a country code; "
+                                f"{rule.holidays.name!r} is not one", rule.holidays.span)
+            elif isinstance(rule.holidays, n.Literal):
+                self.check_country(rule.holidays)
+        elif isinstance(rule, n.Limit):
+            if rule.count < 1:
+                self.report("E105", "a limit of 0 forbids the action: write `forbid` with a reason", rule.span)
+            if rule.counted is not None:
+                self.check_targets(rule.counted, with_events=True)
+        elif isinstance(rule, n.Quiet):
+            self.check_targets(rule.after, with_events=True)
+        period = getattr(rule, "period", None)
+        if period is not None and period.amount < 1:
+            self.report("E105", "a period must be at least 1", rule.span)
+        self.model.restrictions.append(rule)
+
+    def check_country(self, literal: n.Literal) -> None:
+        from .calendars import known_country
+
+        if not known_country(str(literal.value)):
+            self.report("E115", f"no holiday calendar for country {literal.value!r}", literal.span)
+
+    def rule_scope(self, action: bool) -> _Scope:
+        names = {segment.name for segment in self.model.segments}
+        return _Scope(names, names, action=action)
+
+    def check_targets(self, targets: n.Targets, with_events: bool = False) -> None:
+        known = set(self.model.actions) | set(self.model.groups) | (set(self.model.events) if with_events else set())
+        for name in targets.names:
+            if name not in known:
+                hint = " (it is a history event: it can be counted, not decided)" \
+                    if name in self.model.events else ""
+                self.report("E102", f"unknown action or group {name!r}{hint}", targets.span)
+
+    def check_unallowed_actions(self) -> None:
+        if not self.model.actions:
+            return
+        allowed: set[str] = set()
+        for allow in self.model.allows:
+            allowed.update(self.model.expand(allow.targets))
+        for name in self.model.actions:
+            if name not in allowed:
+                span = self.action_span(name)
+                self.report("W201", f"no stage allows {name!r}: it will always be blocked", span)
+
+    def action_span(self, name: str) -> n.Span:
+        for source_file in _all_files(self.model.policy):
+            for line in source_file.actions:
+                if name in line.members:
+                    return line.span
+        return self.model.policy.header.span
+
+    # ------------------------------------------------------------ expressions
+    def expect_bool(self, expr: n.Expr, scope: _Scope) -> None:
+        kind = self.type_of(expr, scope)
+        if kind is not None and kind != "bool":
+            self.report("E114", f"a condition must be true or false; this is {kind}", expr.span)
+
+    def type_of(self, expr: n.Expr, scope: _Scope) -> str | None:
+        """The type of `expr`, reporting what is wrong; None when unknown."""
+        if isinstance(expr, n.Literal):
+            return "text" if expr.kind == "enum" else expr.kind
+        if isinstance(expr, n.SetLiteral):
+            kinds = {self.type_of(element, scope) for element in expr.elements}
+            if len(kinds) > 1:
+                self.report("E105", "a set mixes types: " + ", ".join(sorted(str(k) for k in kinds)), expr.span)
+                return None
+            element = kinds.pop() if kinds else "text"
+            return f"set<{'int' if element == 'int' else 'text'}>"
+        if isinstance(expr, n.Ref):
+            return self.ref_type(expr, scope)
+        if isinstance(expr, n.ActionRef):
+            if not scope.action:
+                self.report("E112", "`action` means the action being judged; it is only known in "
+                            "allow and forbid conditions", expr.span)
+                return None
+            return "text"
+        if isinstance(expr, n.NowRef):
+            return "datetime"
+        if isinstance(expr, n.Not):
+            self.expect_bool(expr.operand, scope)
+            return "bool"
+        if isinstance(expr, n.BoolOp):
+            for operand in expr.operands:
+                self.expect_bool(operand, scope)
+            return "bool"
+        if isinstance(expr, n.Negate):
+            kind = self.type_of(expr.operand, scope)
+            if kind is not None and kind not in (*NUMERIC, "duration"):
+                self.report("E105", f"cannot negate {kind}", expr.span)
+                return None
+            return kind
+        if isinstance(expr, n.Arithmetic):
+            return self.arithmetic_type(expr, scope)
+        if isinstance(expr, n.Compare):
+            return self.compare_type(expr, scope)
+        if isinstance(expr, n.Membership):
+            return self.membership_type(expr, scope)
+        return self.call_type(expr, scope)
+
+    def ref_type(self, expr: n.Ref, scope: _Scope) -> str | None:
+        fld = self.model.fields.get(expr.name)
+        if fld is not None:
+            if fld.type.kind == "enum":
+                return "enum:" + ",".join(fld.type.members)
+            return str(fld.type)
+        if expr.name in scope.segments:
+            return "bool"
+        if expr.name in scope.later_segments:
+            self.report("E116", f"segment {expr.name!r} is declared later; segments may only use "
+                        "segments declared before them", expr.span)
+            return None
+        self.report("E101", f"unknown name {expr.name!r}: not a field of `account` or a segment", expr.span)
+        return None
+
+    def arithmetic_type(self, expr: n.Arithmetic, scope: _Scope) -> str | None:
+        left, right = self.type_of(expr.left, scope), self.type_of(expr.right, scope)
+        if left is None or right is None:
+            return None
+        if left in NUMERIC and right in NUMERIC:
+            return "number" if expr.op == "/" and widest(left, right) == "int" else widest(left, right)
+        combos = {
+            ("date", "-", "date"): "int",
+            ("date", "+", "int"): "date",
+            ("date", "-", "int"): "date",
+            ("datetime", "-", "datetime"): "duration",
+            ("datetime", "+", "duration"): "datetime",
+            ("datetime", "-", "duration"): "datetime",
+            ("duration", "+", "duration"): "duration",
+            ("duration", "-", "duration"): "duration",
+        }
+        result = combos.get((left, expr.op, right))
+        if result is None:
+            self.report("E105", f"cannot compute {left} {expr.op} {right}", expr.span)
+        return result
+
+    def compare_type(self, expr: n.Compare, scope: _Scope) -> str:
+        left, right = self.type_of(expr.left, scope), self.type_of(expr.right, scope)
+        if left is None or right is None:
+            return "bool"
+        if left.startswith("enum:") or right.startswith("enum:"):
+            self.check_enum_pair(expr, left, right)
+            return "bool"
+        comparable = (left in NUMERIC and right in NUMERIC) or left == right
+        unordered = left in ("bool", "text") or left.startswith("set<")
+        if not comparable:
+            self.report("E105", f"cannot compare {_shown(left)} with {_shown(right)}", expr.span)
+        elif unordered and expr.op not in ("==", "!="):
+            self.report("E105", f"{_shown(left)} values can only be compared with == and !=", expr.span)
+        return "bool"
+
+    def check_enum_pair(self, expr: n.Compare, left: str, right: str) -> None:
+        enum_kind, other, other_expr = (left, right, expr.right) if left.startswith("enum:") \
+            else (right, left, expr.left)
+        if other == enum_kind:
+            return
+        if other != "text":
+            self.report("E105", f"cannot compare {_shown(enum_kind)} with {_shown(other)}", expr.span)
+            return
+        if expr.op not in ("==", "!="):
+            self.report("E105", "enumeration values can only be compared with == and !=", expr.span)
+        members = enum_kind[5:].split(",")
+        if isinstance(other_expr, n.Literal) and other_expr.value not in members:
+            self.report("E115", f"{other_expr.value!r} is not one of {', '.join(members)}", other_expr.span)
+
+    def membership_type(self, expr: n.Membership, scope: _Scope) -> str:
+        item, container = self.type_of(expr.item, scope), self.type_of(expr.container, scope)
+        if item is None or container is None:
+            return "bool"
+        if item.startswith("enum:"):
+            members = item[5:].split(",")
+            if container == "set<text>" and isinstance(expr.container, n.SetLiteral):
+                for element in expr.container.elements:
+                    if element.value not in members:
+                        self.report("E115", f"{element.value!r} is not one of {', '.join(members)}", element.span)
+            item = "text"
+        ok = (container == "text" and item == "text") or container == f"set<{item}>"
+        if not ok:
+            self.report("E105", f"cannot test whether {_shown(item)} is in {_shown(container)}", expr.span)
+        return "bool"
+
+    def call_type(self, expr: n.Call, scope: _Scope) -> str | None:
+        function = FUNCTIONS.get(expr.name)
+        if function is None:
+            self.report("E104", f"unknown function {expr.name!r}; the library has "
+                        + ", ".join(sorted(FUNCTIONS)), expr.span)
+            return None
+        if len(expr.args) != function.arity:
+            self.report("E104", f"{function.signature} takes {function.arity} argument(s), "
+                        f"got {len(expr.args)}", expr.span)
+            return None
+        kinds = [self.type_of(arg, scope) for arg in expr.args]
+        if any(kind is None for kind in kinds):
+            return None
+        plain = ["text" if str(kind).startswith("enum:") else str(kind) for kind in kinds]
+        result = function.result(plain)
+        if result is None:
+            self.report("E105", f"{expr.name} expects {function.signature}, got "
+                        + ", ".join(_shown(k) for k in plain), expr.span)
+        return result
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """What names an expression may use: segments declared so far (all of
+    them for rules), and whether `action` is bound."""
+
+    segments: set[str]
+    all_segments: set[str]
+    action: bool
+
+    @property
+    def later_segments(self) -> set[str]:
+        return self.all_segments - self.segments
+
+
+def _shown(kind: str) -> str:
+    return "an enumeration" if kind.startswith("enum:") else kind
+
+
+def _all_files(policy: n.PolicyFile) -> Iterator[n.PolicyFile]:
+    yield policy
+    for included in policy.included:
+        yield from _all_files(included)
+
+
+def _baselines(policy: n.PolicyFile) -> Iterable[tuple[n.PolicyFile, dict[str, tuple[str, ...]]]]:
+    """Every included file (depth first, innermost first) with the action
+    mapping that applies to its names, composed through the include chain."""
+    for include, included in zip(policy.includes, policy.included):
+        mapping = {m.name: m.targets for m in include.mappings}
+        for inner, inner_mapping in _baselines(included):
+            yield inner, {name: _apply_mapping(targets, mapping) for name, targets in inner_mapping.items()} \
+                | {k: v for k, v in mapping.items() if k not in inner_mapping}
+        yield included, mapping
+
+
+def _apply_mapping(names: tuple[str, ...], mapping: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    out: list[str] = []
+    for name in names:
+        for mapped in mapping.get(name, (name,)):
+            if mapped not in out:
+                out.append(mapped)
+    return tuple(out)
+
+
+def _map_targets(targets: n.Targets, mapping: dict[str, tuple[str, ...]]) -> n.Targets:
+    if targets.all or not mapping:
+        return targets
+    return replace(targets, names=_apply_mapping(targets.names, mapping))
+
+
+def _mapped(rule: n.Restriction, mapping: dict[str, tuple[str, ...]]) -> n.Restriction:
+    """A baseline rule with the includer's names for its actions."""
+    mapped = replace(rule, targets=_map_targets(rule.targets, mapping))
+    if isinstance(mapped, n.Limit) and mapped.counted is not None:
+        mapped = replace(mapped, counted=_map_targets(mapped.counted, mapping))
+    if isinstance(mapped, n.Quiet):
+        mapped = replace(mapped, after=_map_targets(mapped.after, mapping))
+    return mapped  # type: ignore[return-value]

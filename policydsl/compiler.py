@@ -1,0 +1,507 @@
+"""Model to executable `Policy`: everything decided once, ahead of time.
+
+Expressions become closures; for every stage, the compiler works out per
+action which allow entries, forbids, windows, caps and quiet periods apply,
+so evaluating an account never walks the syntax tree or resolves a name.
+Precedence is structural, not positional: an action is allowed only when an
+allow entry admits it and no forbid, window, cap or quiet period blocks it,
+whatever order the rules were written in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import operator
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from . import nodes as n
+from .calendars import is_holiday, known_country
+from .checker import Model
+from .errors import AccountError
+from .functions import FUNCTIONS, Clock
+from .runtime import (
+    UTC, Blocked, Contact, Decision, Evidence, RuleInfo, WindowSpec, describe_days, describe_ranges,
+    local_day_cap_free_at, local_midnight, next_allowed, rolling_cap_free_at,
+)
+from .values import ValueProblem, default_value, reader_for
+
+_MISSING = object()
+_UTC_ZONE = ZoneInfo("UTC")
+_DAY_INDEX = {name: index for index, name in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
+
+
+class _Context:
+    """Per-evaluation state the compiled closures read."""
+
+    __slots__ = ("values", "clock", "segments", "action")
+
+    def __init__(self, values: dict[str, Any], clock: Clock) -> None:
+        self.values = values
+        self.clock = clock
+        self.segments: dict[str, bool] = {}
+        self.action: str | None = None
+
+
+Compiled = Callable[[_Context], Any]
+
+
+# ------------------------------------------------------------ expressions
+
+
+def _add(left: Any, right: Any) -> Any:
+    if isinstance(left, dt.date) and not isinstance(left, dt.datetime) and isinstance(right, int):
+        return left + dt.timedelta(days=right)
+    return left + right
+
+
+def _subtract(left: Any, right: Any) -> Any:
+    if isinstance(left, dt.date) and not isinstance(left, dt.datetime):
+        if isinstance(right, int):
+            return left - dt.timedelta(days=right)
+        return (left - right).days
+    return left - right
+
+
+def _divide(left: Any, right: Any) -> Any:
+    return Decimal(left) / Decimal(right)
+
+
+_ARITHMETIC = {"+": _add, "-": _subtract, "*": operator.mul, "/": _divide}
+_COMPARE = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+            ">": operator.gt, ">=": operator.ge}
+
+
+def compile_expr(expr: n.Expr, fields: Mapping[str, n.Field]) -> Compiled:
+    """A closure computing `expr` from a context. The checker has already
+    proved names and types, so no check is repeated here."""
+    if isinstance(expr, n.Literal):
+        value = expr.value
+        return lambda ctx: value
+    if isinstance(expr, n.SetLiteral):
+        members = frozenset(element.value for element in expr.elements)
+        return lambda ctx: members
+    if isinstance(expr, n.Ref):
+        name = expr.name
+        if name in fields:
+            return lambda ctx: ctx.values[name]
+        return lambda ctx: ctx.segments[name]
+    if isinstance(expr, n.ActionRef):
+        return lambda ctx: ctx.action
+    if isinstance(expr, n.NowRef):
+        return lambda ctx: ctx.clock.now
+    if isinstance(expr, n.Not):
+        inner = compile_expr(expr.operand, fields)
+        return lambda ctx: not inner(ctx)
+    if isinstance(expr, n.Negate):
+        operand = compile_expr(expr.operand, fields)
+        return lambda ctx: -operand(ctx)
+    if isinstance(expr, n.BoolOp):
+        return _compile_bool(expr, fields)
+    if isinstance(expr, (n.Arithmetic, n.Compare)):
+        apply = (_ARITHMETIC if isinstance(expr, n.Arithmetic) else _COMPARE)[expr.op]
+        left, right = compile_expr(expr.left, fields), compile_expr(expr.right, fields)
+        return lambda ctx: apply(left(ctx), right(ctx))
+    if isinstance(expr, n.Membership):
+        item, container = compile_expr(expr.item, fields), compile_expr(expr.container, fields)
+        if expr.negated:
+            return lambda ctx: item(ctx) not in container(ctx)
+        return lambda ctx: item(ctx) in container(ctx)
+    run = FUNCTIONS[expr.name].run
+    args = [compile_expr(arg, fields) for arg in expr.args]
+    return lambda ctx: run(ctx.clock, *(arg(ctx) for arg in args))
+
+
+def _compile_bool(expr: n.BoolOp, fields: Mapping[str, n.Field]) -> Compiled:
+    parts = [compile_expr(operand, fields) for operand in expr.operands]
+    if len(parts) == 2:
+        first, second = parts
+        if expr.op == "and":
+            return lambda ctx: bool(first(ctx) and second(ctx))
+        return lambda ctx: bool(first(ctx) or second(ctx))
+    if expr.op == "and":
+        return lambda ctx: all(part(ctx) for part in parts)
+    return lambda ctx: any(part(ctx) for part in parts)
+
+
+def names_read(expr: n.Expr | None) -> tuple[str, ...]:
+    """Fields and segments an expression reads, in order of first use."""
+    found: list[str] = []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, n.Ref) and node.name not in found:
+            found.append(node.name)
+        for child in ("operand", "left", "right", "item", "container"):
+            if hasattr(node, child):
+                visit(getattr(node, child))
+        for child in getattr(node, "operands", ()) + getattr(node, "args", ()):
+            visit(child)
+
+    if expr is not None:
+        visit(expr)
+    return tuple(found)
+
+
+def rule_info(rule: Any, reads: tuple[str, ...] = ()) -> RuleInfo:
+    reason = getattr(rule, "reason", None)
+    return RuleInfo(rule.span.file, rule.span.line, rule.text,
+                    reason.because if reason else None, reason.cite if reason else None, reads)
+
+
+# ------------------------------------------------------------ compiled rules
+
+
+@dataclass(frozen=True)
+class _Condition:
+    """A compiled `when` (None: always) and the rule it belongs to."""
+
+    test: Compiled | None
+    info: RuleInfo
+
+    def holds(self, ctx: _Context) -> bool:
+        return self.test is None or bool(self.test(ctx))
+
+
+@dataclass(frozen=True)
+class _Window:
+    spec: WindowSpec
+    country: str | None  # a fixed country code
+    country_field: str | None  # or the account field holding one
+    info: RuleInfo
+
+
+@dataclass(frozen=True)
+class _Counter:
+    """A cap (`limit`) or a quiet period: both count history events."""
+
+    kind: str  # "limit" or "quiet"
+    actions: frozenset[str]
+    outcomes: frozenset[str] | None
+    exclude: bool
+    count: int
+    period: n.Period
+    info: RuleInfo
+    label: str  # what the rule is about, for messages
+
+    def counts(self, contact: Contact) -> bool:
+        if contact.action not in self.actions:
+            return False
+        if self.outcomes is None:
+            return True
+        return (contact.outcome in self.outcomes) != self.exclude
+
+
+@dataclass
+class _ActionPlan:
+    """Everything that decides one action in one stage."""
+
+    allows: list[tuple[int, _Condition]] = field(default_factory=list)  # (priority, condition)
+    forbids: list[_Condition] = field(default_factory=list)
+    windows: list[_Window] = field(default_factory=list)
+    counters: list[_Counter] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Stage:
+    name: str | None
+    low: int | None
+    high: int | None
+    info: RuleInfo | None
+
+
+class Policy:
+    """A compiled policy. Immutable and free of I/O and global state, so one
+    instance may serve many threads."""
+
+    def __init__(self, model: Model) -> None:
+        header = model.policy.header
+        self.name = header.name
+        self.version = header.version
+        self.path = model.policy.path
+        self.model = model
+        self.actions: tuple[str, ...] = tuple(model.actions)
+        self.stage_field = model.stage_field
+        self.zone_field = model.zone_field
+        self._fields = model.fields
+        self._schema = [self._field_reader(f) for f in model.fields.values()]
+        self._stages = [_Stage(s.name, s.low, s.high, RuleInfo(s.span.file, s.span.line, f"{s.name} {s.describe()}",
+                                                                reads=(model.stage_field or "",)))
+                        for s in model.stages]
+        self._no_stage = self._no_stage_info(model)
+        self._segments = [(s.name, compile_expr(s.condition, model.fields)) for s in model.segments]
+        self._segment_infos = {s.name: RuleInfo(s.span.file, s.span.line, _source_text(model, s.span),
+                                                reads=names_read(s.condition)) for s in model.segments}
+        stage_names: list[str | None] = [s.name for s in model.stages] or [None]
+        if model.stages:
+            stage_names.append(None)  # accounts outside every stage
+        self._plans = {stage: self._plan(stage) for stage in stage_names}
+
+    # -- compile time
+    def _field_reader(self, fld: n.Field) -> tuple[str, Callable[[Any], Any], Any, str]:
+        read = reader_for(fld.type.kind, fld.type.element, fld.type.members)
+        default: Any = _MISSING
+        if fld.default is not None:
+            default = read(default_value(fld.default))
+        return fld.name, read, default, str(fld.type)
+
+    @staticmethod
+    def _no_stage_info(model: Model) -> RuleInfo:
+        policy = model.policy
+        if policy.stages:
+            block = policy.stages[0]
+            return RuleInfo(block.span.file, block.span.line, f"stages on {block.field}", reads=(block.field,))
+        return RuleInfo(policy.header.span.file, policy.header.span.line, policy.header.span.file)
+
+    def _plan(self, stage: str | None) -> dict[str, _ActionPlan]:
+        model = self.model
+        plans = {action: _ActionPlan() for action in model.actions}
+        priority = 0
+        for allow in model.allows:
+            if allow.stage is not None and allow.stage != stage:
+                continue
+            condition = _Condition(
+                compile_expr(allow.condition, model.fields) if allow.condition is not None else None,
+                rule_info(allow, names_read(allow.condition)))
+            for action in model.expand_in_order(allow.targets):
+                plans[action].allows.append((priority, condition))
+                priority += 1
+        for rule in model.restrictions:
+            if rule.stage is not None and rule.stage != stage:
+                continue
+            compiled = self._restriction(rule)
+            for action in model.expand(rule.targets):
+                plan = plans[action]
+                if isinstance(compiled, _Window):
+                    plan.windows.append(compiled)
+                elif isinstance(compiled, _Counter):
+                    plan.counters.append(compiled)
+                else:
+                    plan.forbids.append(compiled)
+        return plans
+
+    def _restriction(self, rule: n.Restriction) -> _Condition | _Window | _Counter:
+        model = self.model
+        if isinstance(rule, n.Forbid):
+            test = compile_expr(rule.condition, model.fields) if rule.condition is not None else None
+            return _Condition(test, rule_info(rule, names_read(rule.condition)))
+        if isinstance(rule, n.Window):
+            weekdays = frozenset(range(7))
+            if rule.days:
+                weekdays = frozenset(day for spec in rule.days
+                                     for day in range(_DAY_INDEX[spec.first], _DAY_INDEX[spec.last] + 1))
+            spec = WindowSpec(tuple((r.start, r.end) for r in rule.ranges), weekdays)
+            country = rule.holidays.value if isinstance(rule.holidays, n.Literal) else None
+            country_field = rule.holidays.name if isinstance(rule.holidays, n.Ref) else None
+            reads = tuple(name for name in (model.zone_field, country_field) if name)
+            return _Window(spec, country, country_field, rule_info(rule, reads))  # type: ignore[arg-type]
+        if isinstance(rule, n.Limit):
+            counted = rule.counted or rule.targets
+            return _Counter("limit", frozenset(model.expand(counted, with_events=True)),
+                            frozenset(rule.outcomes) if rule.outcomes is not None else None, rule.exclude,
+                            rule.count, rule.period, rule_info(rule), str(rule.targets))
+        return _Counter("quiet", frozenset(model.expand(rule.after, with_events=True)), frozenset(rule.outcomes),
+                        False, 1, rule.period, rule_info(rule), "/".join(rule.outcomes))
+
+    # -- evaluation
+    def read_account(self, account: Mapping[str, Any]) -> dict[str, Any]:
+        """Typed values of an account, defaults filled in; raises
+        AccountError naming the first field that does not fit."""
+        values: dict[str, Any] = {}
+        for name, read, default, type_name in self._schema:
+            raw = account.get(name)
+            if raw is None or (isinstance(raw, str) and not raw.strip()):
+                if default is _MISSING:
+                    raise AccountError(name, None, f"a value ({type_name}); the field has no default")
+                values[name] = default
+                continue
+            try:
+                values[name] = read(raw)
+            except ValueProblem as problem:
+                raise AccountError(name, raw, str(problem)) from None
+        return values
+
+    def evaluate(self, account: Mapping[str, Any], history: Iterable[Contact] = (), *,
+                 now: dt.datetime) -> Decision:
+        """Decide what may be done for `account` at `now`.
+
+        `history` is this account's contact history; events after `now` are
+        ignored. Bad account data gives a Decision with `error` set, never
+        an exception; a naive `now` is a programming error (ValueError)."""
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise ValueError("now must be timezone-aware; the evaluator never guesses a zone")
+        try:
+            values = self.read_account(account)
+            return self._decide(values, history, now)
+        except AccountError as problem:
+            return self.error_decision(account.get("id"), str(problem))
+        except (ArithmeticError, OverflowError) as problem:
+            return self.error_decision(account.get("id"), f"cannot evaluate: {problem}")
+
+    def error_decision(self, account_id: Any, message: str) -> Decision:
+        shown = None if account_id is None or account_id == "" else str(account_id)
+        return Decision(shown, None, (), (), (), message)
+
+    def _decide(self, values: dict[str, Any], history: Iterable[Contact], now: dt.datetime) -> Decision:
+        zones: tuple[ZoneInfo, ...] = values[self.zone_field] if self.zone_field else (_UTC_ZONE,)
+        ctx = _Context(values, Clock(now, now.astimezone(zones[0])))
+        stage = self._stage_of(values)
+        segments = []
+        for name, test in self._segments:
+            member = bool(test(ctx))
+            ctx.segments[name] = member
+            if member:
+                segments.append(name)
+        events = sorted((c for c in history if c.at <= now), key=lambda c: c.at, reverse=True)
+        counters: dict[int, list[tuple[str, dt.datetime | None]]] = {}
+        allowed: list[tuple[int, str]] = []
+        allowed_by: dict[str, RuleInfo] = {}
+        blocked: list[Blocked] = []
+        for action, plan in self._plans[stage.name if stage else None].items():
+            ctx.action = action
+            reasons, timed = self._judge(action, plan, stage, ctx, zones, events, counters, values)
+            if not reasons:
+                priority, condition = next((p, c) for p, c in plan.allows if c.holds(ctx))
+                allowed.append((priority, action))
+                allowed_by[action] = condition.info
+                continue
+            until = next_allowed(now, timed) if all(r.kind not in ("not_allowed", "forbidden")
+                                                    for r in reasons) else None
+            blocked.extend(Blocked(action, r.kind, r.reason, r.rule, until) for r in reasons)
+        evidence = Evidence(values, stage.info if stage else self._no_stage, self.stage_field, allowed_by,
+                            self._segment_infos)
+        return Decision(str(values["id"]) if "id" in values else None, stage.name if stage else None,
+                        tuple(segments), tuple(action for _, action in sorted(allowed)), tuple(blocked),
+                        None, evidence)
+
+    def _stage_of(self, values: dict[str, Any]) -> _Stage | None:
+        if not self._stages:
+            return _Stage(None, None, None, None)
+        value = values[self.stage_field]  # type: ignore[index]
+        for stage in self._stages:
+            if (stage.low is None or value >= stage.low) and (stage.high is None or value <= stage.high):
+                return stage
+        return None
+
+    def _judge(self, action: str, plan: _ActionPlan, stage: _Stage | None, ctx: _Context,
+               zones: tuple[ZoneInfo, ...], events: list[Contact],
+               counters: dict[int, list[tuple[str, dt.datetime | None]]], values: dict[str, Any],
+               ) -> tuple[list[Blocked], list[Callable[[dt.datetime], dt.datetime | None]]]:
+        """Every reason `action` is blocked now, and the time constraints
+        that decide when it frees."""
+        now = ctx.clock.now
+        reasons: list[Blocked] = []
+        timed: list[Callable[[dt.datetime], dt.datetime | None]] = []
+        if not any(condition.holds(ctx) for _, condition in plan.allows):
+            reasons.append(self._not_allowed(action, plan, stage))
+        for forbid in plan.forbids:
+            if forbid.holds(ctx):
+                reasons.append(Blocked(action, "forbidden", _with_reason("forbidden", forbid.info), forbid.info))
+        for window in plan.windows:
+            country = window.country or (values[window.country_field] if window.country_field else None)
+            if country is not None and not known_country(str(country)):
+                raise AccountError(window.country_field or "country", country,
+                                   "a country code with a holiday calendar, such as CN or US")
+            outside = [zone for zone in zones if not window.spec.inside(now, zone, country)]
+            if outside:
+                reasons.append(Blocked(action, "window", self._window_message(window, outside, now, country),
+                                       window.info))
+            for zone in zones:
+                timed.append(_window_constraint(window.spec, zone, country))
+        for counter in plan.counters:
+            key = id(counter)
+            if key not in counters:
+                counters[key] = [_counter_status(counter, zone, events, now) for zone in zones]
+            statuses = counters[key]
+            frees = [free for _, free in statuses if free is not None]
+            if frees:
+                message = next(text for text, free in statuses if free is not None)
+                reasons.append(Blocked(action, counter.kind, _with_reason(message, counter.info), counter.info))
+                latest = max(frees)
+                timed.append(lambda t, latest=latest: max(t, latest))
+        return reasons, timed
+
+    def _not_allowed(self, action: str, plan: _ActionPlan, stage: _Stage | None) -> Blocked:
+        if plan.allows:
+            info = plan.allows[0][1].info
+            condition_text = info.text.split(" when ", 1)[-1]
+            return Blocked(action, "not_allowed", f"{action} is allowed only when {condition_text}", info)
+        if stage is None:
+            return Blocked(action, "not_allowed", f"{self.stage_field} is in no stage, so nothing is allowed",
+                           self._no_stage)
+        if stage.name is None or stage.info is None:
+            return Blocked(action, "not_allowed", f"no rule allows {action}", self._no_stage)
+        return Blocked(action, "not_allowed",
+                       f"{action} is not allowed in stage {stage.name} ({self.stage_field} "
+                       f"{stage.info.text.split(' ', 1)[1]})", stage.info)
+
+    @staticmethod
+    def _window_message(window: _Window, outside: list[ZoneInfo], now: dt.datetime, country: str | None) -> str:
+        places = []
+        for zone in outside:
+            local = now.astimezone(zone)
+            holiday = country and local.weekday() in window.spec.weekdays and is_holiday(country, local.date())
+            places.append(f"{local:%a %H:%M} in {zone.key}" + (" (a public holiday)" if holiday else ""))
+        hours = describe_ranges(window.spec.ranges) + describe_days(window.spec.weekdays)
+        if country:
+            hours += f", not on {country} public holidays"
+        return _with_reason(f"outside contact hours {hours} (now " + "; ".join(places) + ")", window.info)
+
+
+def _window_constraint(spec: WindowSpec, zone: ZoneInfo, country: str | None
+                       ) -> Callable[[dt.datetime], dt.datetime | None]:
+    return lambda instant: spec.next_open(instant, zone, country)
+
+
+def _counter_status(counter: _Counter, zone: ZoneInfo, events: list[Contact], now: dt.datetime
+                    ) -> tuple[str, dt.datetime | None]:
+    """(message, free_at) of a cap or quiet period in one zone; free_at is
+    None when it does not block now."""
+    counted = [event for event in events if counter.counts(event)]
+    period = counter.period
+    if counter.kind == "quiet":
+        if not counted:
+            return "", None
+        last = counted[0]
+        if period.unit == "hours":
+            free = last.at + dt.timedelta(hours=period.amount)
+        else:
+            free = local_midnight(zone, last.at.astimezone(zone).date() + dt.timedelta(days=period.amount))
+        if free <= now:
+            return "", None
+        local = last.at.astimezone(zone)
+        return (f"quiet for {period} after {last.outcome} on {last.action} at {local:%Y-%m-%d %H:%M} "
+                f"{zone.key}", free)
+    if period.unit == "hours":
+        free = rolling_cap_free_at([event.at for event in counted], counter.count, period.amount, now)
+    else:
+        today = now.astimezone(zone).date()
+        dates = [event.at.astimezone(zone).date() for event in counted]
+        free = local_day_cap_free_at(dates, counter.count, period.amount, today, zone)
+    if free is None:
+        return "", None
+    return f"cap of {counter.count} per {period} reached for {counter.label} ({zone.key} days)" \
+        if period.unit == "days" else f"cap of {counter.count} per {period} reached for {counter.label}", free
+
+
+def _with_reason(message: str, info: RuleInfo) -> str:
+    text = message
+    if info.because:
+        text += f": {info.because}"
+    if info.cite:
+        text += f" [{info.cite}]"
+    return text
+
+
+def _source_text(model: Model, span: n.Span) -> str:
+    """The text a span covers, whitespace collapsed."""
+    lines = model.sources.get(span.file, "").splitlines()[span.line - 1:span.end_line]
+    if not lines:
+        return ""
+    if len(lines) == 1:
+        return " ".join(lines[0][span.column - 1:span.end_column - 1].split())
+    lines[0] = lines[0][span.column - 1:]
+    lines[-1] = lines[-1][:span.end_column - 1]
+    return " ".join(" ".join(lines).split())

@@ -1,0 +1,100 @@
+"""The project's own error types.
+
+Every failure a user can cause (a broken policy, a bad account row, a bad
+history file) is reported through `PolicyError` or one of its subclasses, with
+a position where one exists, so no caller ever has to catch a Lark, csv or
+zoneinfo exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .nodes import Span
+
+
+class PolicyError(Exception):
+    """Base of every error policydsl raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One finding of the parser or checker: a stable code, a severity
+    ("error" or "warning"), where, and what in words."""
+
+    code: str
+    severity: str
+    message: str
+    span: Span
+
+    def render(self, source: str | None = None) -> str:
+        """`file:line:col: severity[code]: message`, then the line and a caret."""
+        head = (
+            f"{self.span.file}:{self.span.line}:{self.span.column}: "
+            f"{self.severity}[{self.code}]: {self.message}"
+        )
+        if source is None:
+            return head
+        return head + "\n" + excerpt(source, self.span)
+
+
+_EXCERPT_WIDTH = 100
+
+
+def excerpt(source: str, span: Span) -> str:
+    """The source line of `span` with a caret under its first column (and
+    tildes to its end when the span stays on that line)."""
+    lines = source.splitlines()
+    if not 1 <= span.line <= len(lines):
+        return ""
+    line = lines[span.line - 1].expandtabs(1)
+    column = span.column
+    if len(line) > _EXCERPT_WIDTH:  # keep a long line readable around the caret
+        start = max(0, min(column - _EXCERPT_WIDTH // 2, len(line) - _EXCERPT_WIDTH))
+        line = ("…" if start else "") + line[start:start + _EXCERPT_WIDTH] + "…"
+        column = column - start + (1 if start else 0)
+    gutter = f"{span.line:>4} | "
+    width = 1
+    if span.end_line == span.line and span.end_column > span.column:
+        width = min(span.end_column - span.column, max(1, len(line) - column + 1))
+    marker = " " * (len(gutter) - 2) + "| " + " " * (column - 1) + "^" + "~" * (width - 1)
+    return f"{gutter}{line}\n{marker}"
+
+
+class PolicySyntaxError(PolicyError):
+    """The text is not a well-formed policy (or could not be read)."""
+
+    def __init__(self, diagnostic: Diagnostic, source: str | None) -> None:
+        self.diagnostic = diagnostic
+        self.source = source
+        super().__init__(diagnostic.render(source))
+
+    @property
+    def span(self) -> Span:
+        return self.diagnostic.span
+
+
+class PolicyCheckError(PolicyError):
+    """The policy parsed but the checker found errors; all of them are kept."""
+
+    def __init__(self, diagnostics: list[Diagnostic], sources: dict[str, str]) -> None:
+        self.diagnostics = diagnostics
+        self.sources = sources
+        errors = [d for d in diagnostics if d.severity == "error"]
+        text = "\n".join(d.render(sources.get(d.span.file)) for d in errors)
+        super().__init__(text)
+
+
+class AccountError(PolicyError):
+    """An account value that does not fit the policy's schema."""
+
+    def __init__(self, field: str, value: object, expected: str) -> None:
+        self.field = field
+        self.value = value
+        self.expected = expected
+        shown = "missing" if value is None else f"{value!r}"
+        super().__init__(f"field {field!r}: {shown}; expected {expected}")
+
+
+class HistoryError(PolicyError):
+    """A contact-history record that cannot be read."""

@@ -1,0 +1,90 @@
+"""The fixed library of functions a policy may call.
+
+The library is closed on purpose: a policy cannot define functions or reach
+Python, so every evaluation terminates. Each entry states its signature for
+the checker and its implementation for the evaluators.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from .values import NUMERIC, widest
+
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Clock:
+    """What the functions may know of time: the evaluation instant `now` and
+    the account's local date and time of day (first candidate zone)."""
+
+    __slots__ = ("now", "today", "seconds_of_day")
+
+    def __init__(self, now: dt.datetime, local: dt.datetime) -> None:
+        self.now = now
+        self.today = local.date()
+        self.seconds_of_day = local.hour * 3600 + local.minute * 60 + local.second
+
+
+@dataclass(frozen=True)
+class Function:
+    arity: int
+    signature: str  # shown in error messages
+    result: Callable[[list[str]], str | None]  # argument types -> result type or None
+    run: Callable[..., Any]  # (clock, *args) -> value
+
+
+def _days_since(clock: Clock, value: dt.date) -> int:
+    if isinstance(value, dt.datetime):
+        return (clock.now - value).days
+    return (clock.today - value).days
+
+
+def _days_until(clock: Clock, value: dt.date) -> int:
+    return -_days_since(clock, value)
+
+
+def _hours_since(clock: Clock, value: dt.datetime) -> Decimal:
+    return Decimal((clock.now - value).total_seconds()) / 3600
+
+
+def _one(*accepted: str, result: str | None = None) -> Callable[[list[str]], str | None]:
+    def check(args: list[str]) -> str | None:
+        if args[0] not in accepted:
+            return None
+        return result or args[0]
+    return check
+
+
+def _numeric_pair(args: list[str]) -> str | None:
+    if args[0] in NUMERIC and args[1] in NUMERIC:
+        return widest(args[0], args[1])
+    return None
+
+
+def _sized(args: list[str]) -> str | None:
+    return "int" if args[0] == "text" or args[0].startswith("set<") else None
+
+
+FUNCTIONS: dict[str, Function] = {
+    "days_since": Function(1, "days_since(date or datetime) -> int",
+                           _one("date", "datetime", result="int"), _days_since),
+    "days_until": Function(1, "days_until(date or datetime) -> int",
+                           _one("date", "datetime", result="int"), _days_until),
+    "hours_since": Function(1, "hours_since(datetime) -> number",
+                            _one("datetime", result="number"), _hours_since),
+    "len": Function(1, "len(text or set) -> int", _sized, lambda clock, value: len(value)),
+    "abs": Function(1, "abs(number) -> number", _one(*NUMERIC), lambda clock, value: abs(value)),
+    "min": Function(2, "min(number, number) -> number", _numeric_pair, lambda clock, a, b: min(a, b)),
+    "max": Function(2, "max(number, number) -> number", _numeric_pair, lambda clock, a, b: max(a, b)),
+    "lower": Function(1, "lower(text) -> text", _one("text"), lambda clock, value: value.lower()),
+    "today": Function(0, "today() -> date", lambda args: "date", lambda clock: clock.today),
+    "local_time": Function(0, "local_time() -> time", lambda args: "time",
+                           lambda clock: clock.seconds_of_day),
+    "weekday": Function(0, "weekday() -> text (mon .. sun)", lambda args: "text",
+                        lambda clock: DAY_NAMES[clock.today.weekday()]),
+}

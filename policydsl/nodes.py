@@ -1,0 +1,382 @@
+"""The syntax tree of a policy file.
+
+Every node is a frozen dataclass carrying the `Span` it came from, so that the
+checker, the compiler and every explanation can point back at the policy line
+that caused something. Nodes hold what was written, nothing derived: name
+resolution and types belong to the checker, execution to the compiler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+
+@dataclass(frozen=True, order=True)
+class Span:
+    """Where a node was written: 1-based line and column, inclusive start."""
+
+    file: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    @property
+    def location(self) -> str:
+        """`file:line`, the form decisions use to cite a rule."""
+        return f"{self.file}:{self.line}"
+
+
+# ---------------------------------------------------------------- expressions
+
+
+@dataclass(frozen=True)
+class Literal:
+    """A constant. `kind` is its type name: int, number, money, text, bool,
+    date, datetime, time, duration, enum (a bare member name)."""
+
+    value: object
+    kind: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class SetLiteral:
+    elements: tuple[Literal, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A name: an account field or a segment."""
+
+    name: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class ActionRef:
+    """`action`: the name of the action being judged (only in allow/forbid)."""
+
+    span: Span
+
+
+@dataclass(frozen=True)
+class NowRef:
+    """`now`: the evaluation instant, an input, never the clock."""
+
+    span: Span
+
+
+@dataclass(frozen=True)
+class Negate:
+    operand: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Arithmetic:
+    op: str
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Compare:
+    op: str
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Membership:
+    """`item in container`, or `item not in container` when negated."""
+
+    item: Expr
+    container: Expr
+    negated: bool
+    span: Span
+
+
+@dataclass(frozen=True)
+class BoolOp:
+    """`and` / `or` over two or more operands, evaluated left to right."""
+
+    op: str
+    operands: tuple[Expr, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Not:
+    operand: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Call:
+    """A call of one of the fixed library functions (see functions.py)."""
+
+    name: str
+    args: tuple[Expr, ...]
+    span: Span
+
+
+Expr = Union[
+    Literal, SetLiteral, Ref, ActionRef, NowRef, Negate, Arithmetic, Compare,
+    Membership, BoolOp, Not, Call,
+]
+
+
+# ---------------------------------------------------------------- declarations
+
+
+@dataclass(frozen=True)
+class Header:
+    name: str
+    version: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class ActionMapping:
+    """`call = agent_call, ivr` inside `include ... with { }`."""
+
+    name: str
+    targets: tuple[str, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Include:
+    path: str
+    mappings: tuple[ActionMapping, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class FieldType:
+    """`kind` is one of int, number, money, bool, text, date, datetime, zone,
+    set (of `element`), enum (of `members`)."""
+
+    kind: str
+    span: Span
+    element: str | None = None
+    members: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        if self.kind == "set":
+            return f"set<{self.element}>"
+        if self.kind == "enum":
+            return f"enum({', '.join(self.members)})"
+        return self.kind
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: FieldType
+    default: Literal | SetLiteral | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class ActionGroup:
+    """An `actions` line: `group: a, b` declares a group, `a, b` (group None)
+    declares plain actions."""
+
+    group: str | None
+    members: tuple[str, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Events:
+    """History-only action names (e.g. `inbound_call`): they may be counted
+    by limits and quiet periods but are never decided."""
+
+    names: tuple[str, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class StageRange:
+    """An inclusive range of the stage field; None is an open end."""
+
+    name: str
+    low: int | None
+    high: int | None
+    span: Span
+
+    def describe(self) -> str:
+        low = "" if self.low is None else f"{self.low} "
+        high = "" if self.high is None else f" {self.high}"
+        return f"{low}..{high}"
+
+
+@dataclass(frozen=True)
+class Stages:
+    field: str
+    ranges: tuple[StageRange, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Segment:
+    name: str
+    condition: Expr
+    span: Span
+
+
+# ---------------------------------------------------------------- rules
+
+
+@dataclass(frozen=True)
+class Targets:
+    """The actions a rule is about: `all`, or names of actions and groups."""
+
+    all: bool
+    names: tuple[str, ...]
+    span: Span
+
+    def __str__(self) -> str:
+        return "all" if self.all else ", ".join(self.names)
+
+
+@dataclass(frozen=True)
+class Reason:
+    because: str | None
+    cite: str | None
+
+
+@dataclass(frozen=True)
+class Allow:
+    targets: Targets
+    condition: Expr | None
+    span: Span
+    text: str
+    stage: str | None = None
+
+
+@dataclass(frozen=True)
+class Forbid:
+    targets: Targets
+    condition: Expr | None
+    reason: Reason
+    span: Span
+    text: str
+    stage: str | None = None
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """Local time of day, in seconds after midnight, start inclusive, end
+    exclusive (`24:00` is allowed as an end)."""
+
+    start: int
+    end: int
+    span: Span
+
+    def __str__(self) -> str:
+        return f"{_hhmm(self.start)}-{_hhmm(self.end)}"
+
+
+def _hhmm(seconds: int) -> str:
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
+
+
+@dataclass(frozen=True)
+class DaySpec:
+    """One entry of `on mon..fri, sun`: a day name or an inclusive span."""
+
+    first: str
+    last: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Window:
+    targets: Targets
+    ranges: tuple[TimeRange, ...]
+    days: tuple[DaySpec, ...]
+    holidays: Literal | Ref | None
+    reason: Reason
+    span: Span
+    text: str
+    stage: str | None = None
+
+
+@dataclass(frozen=True)
+class Period:
+    amount: int
+    unit: str  # "days" or "hours"
+
+    def __str__(self) -> str:
+        unit = self.unit[:-1] if self.amount == 1 else self.unit
+        return f"{self.amount} {unit}"
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most `count` contacts per `period`. `counted` (default: the
+    targets) says which history actions count; `outcomes` with `exclude`
+    filters them by outcome."""
+
+    targets: Targets
+    count: int
+    period: Period
+    counted: Targets | None
+    outcomes: tuple[str, ...] | None
+    exclude: bool
+    reason: Reason
+    span: Span
+    text: str
+    stage: str | None = None
+
+
+@dataclass(frozen=True)
+class Quiet:
+    """No `targets` for `period` after a history event whose outcome is one of
+    `outcomes` on one of the `after` actions."""
+
+    targets: Targets
+    period: Period
+    outcomes: tuple[str, ...]
+    after: Targets
+    reason: Reason
+    span: Span
+    text: str
+    stage: str | None = None
+
+
+Rule = Union[Allow, Forbid, Window, Limit, Quiet]
+Restriction = Union[Forbid, Window, Limit, Quiet]
+
+
+@dataclass(frozen=True)
+class StageBlock:
+    name: str
+    rules: tuple[Rule, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class PolicyFile:
+    """One parsed `.policy` file, before includes are merged."""
+
+    path: str
+    source: str
+    header: Header
+    includes: tuple[Include, ...] = ()
+    fields: tuple[Field, ...] = ()
+    actions: tuple[ActionGroup, ...] = ()
+    events: tuple[Events, ...] = ()
+    stages: tuple[Stages, ...] = ()
+    segments: tuple[Segment, ...] = ()
+    stage_blocks: tuple[StageBlock, ...] = ()
+    rules: tuple[Rule, ...] = ()  # top level: apply in every stage
+    included: tuple[PolicyFile, ...] = field(default=(), compare=False)
+

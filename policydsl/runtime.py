@@ -1,0 +1,272 @@
+"""What evaluation produces and the time arithmetic it needs.
+
+`Decision` is the answer for one account; `Blocked` says why one action is
+not allowed and until when. The functions below compute contact windows in
+the debtor's local time, calendar-day and rolling caps and quiet periods,
+and the exact instant a blocked action becomes allowed again. They work on
+instants and jump from boundary to boundary; nothing steps through minutes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from .calendars import is_holiday
+
+UTC = dt.timezone.utc
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# How far ahead `until` is searched. A rule that never opens within this
+# horizon (a window on no day, zones whose windows never meet) gives null.
+HORIZON = dt.timedelta(days=800)
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    """A rule as decisions cite it: where it is, what it says, and which
+    account values it reads (for explanations)."""
+
+    file: str
+    line: int
+    text: str
+    because: str | None = None
+    cite: str | None = None
+    reads: tuple[str, ...] = ()
+
+    @property
+    def location(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Contact:
+    """One event of contact history. `at` must carry an offset; `outcome` is
+    free text (`conversation` marks a call in which the debtor was reached)."""
+
+    account_id: str
+    action: str
+    at: dt.datetime
+    outcome: str = ""
+
+    def __post_init__(self) -> None:
+        if self.at.tzinfo is None or self.at.utcoffset() is None:
+            raise ValueError(f"contact time {self.at.isoformat()} has no offset")
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """One reason one action is not allowed now. `kind` is one of
+    not_allowed, forbidden, window, limit, quiet. `until` is when the action
+    as a whole becomes allowed (the same on every entry of that action), or
+    None when time alone cannot lift the block."""
+
+    action: str
+    kind: str
+    reason: str
+    rule: RuleInfo
+    until: dt.datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "reason": self.reason,
+            "rule": self.rule.location,
+            "until": format_instant(self.until),
+        }
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What explanations need beyond the decision itself: the account values
+    read, the stage's range and which rule allowed each allowed action."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+    stage_rule: RuleInfo | None = None
+    stage_field: str | None = None
+    allowed_by: Mapping[str, RuleInfo] = field(default_factory=dict)
+    segment_rules: Mapping[str, RuleInfo] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer for one account at one instant."""
+
+    account_id: str | None
+    stage: str | None
+    segments: tuple[str, ...]
+    allowed: tuple[str, ...]
+    blocked: tuple[Blocked, ...]
+    error: str | None = None
+    evidence: Evidence = field(default_factory=Evidence, compare=False, repr=False)
+
+    @property
+    def next_action(self) -> str | None:
+        """The first allowed action in priority order, or None."""
+        return self.allowed[0] if self.allowed else None
+
+    def is_allowed(self, action: str) -> bool:
+        return action in self.allowed
+
+    def until(self, action: str) -> dt.datetime | None:
+        """When a blocked `action` becomes allowed (None: not by time alone)."""
+        for entry in self.blocked:
+            if entry.action == action:
+                return entry.until
+        return None
+
+    def reasons(self, action: str) -> tuple[Blocked, ...]:
+        return tuple(entry for entry in self.blocked if entry.action == action)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The data contract's JSON object (docs/decision.schema.json)."""
+        return {
+            "account_id": self.account_id,
+            "stage": self.stage,
+            "segments": list(self.segments),
+            "allowed": list(self.allowed),
+            "next_action": self.next_action,
+            "blocked": [entry.to_dict() for entry in self.blocked],
+            "error": self.error,
+        }
+
+    def explain(self) -> str:
+        """Why each action is allowed or blocked, citing the policy lines."""
+        from .explain import explain_text
+
+        return explain_text(self)
+
+
+def format_instant(instant: dt.datetime | None) -> str | None:
+    """UTC, to the second, rounded up so that the action is allowed at the
+    instant shown."""
+    if instant is None:
+        return None
+    instant = instant.astimezone(UTC)
+    if instant.microsecond:
+        instant = instant.replace(microsecond=0) + dt.timedelta(seconds=1)
+    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ------------------------------------------------------------ local time
+
+
+def first_instant_at_or_after(zone: ZoneInfo, day: dt.date, seconds: int) -> dt.datetime:
+    """The first instant whose wall clock in `zone` reads `day` at `seconds`
+    after midnight or later. On a spring-forward day a wall time that does
+    not exist is reached at the transition itself."""
+    wall = dt.datetime.combine(day, dt.time()) + dt.timedelta(seconds=seconds)
+    early = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    if early.astimezone(zone).replace(tzinfo=None) == wall:
+        return early
+    late = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    low, high = min(early, late), max(early, late)
+    while high - low > dt.timedelta(seconds=1):  # the gap: find the transition
+        middle = low + (high - low) / 2
+        if middle.astimezone(zone).replace(tzinfo=None) >= wall:
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def local_midnight(zone: ZoneInfo, day: dt.date) -> dt.datetime:
+    return first_instant_at_or_after(zone, day, 0)
+
+
+# ------------------------------------------------------------ windows
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """Contact hours: time-of-day ranges (seconds, end exclusive) on some
+    weekdays (0 = Monday), optionally not on public holidays of a country."""
+
+    ranges: tuple[tuple[int, int], ...]
+    weekdays: frozenset[int]
+
+    def open_on(self, day: dt.date, country: str | None) -> bool:
+        if day.weekday() not in self.weekdays:
+            return False
+        return country is None or not is_holiday(country, day)
+
+    def inside(self, instant: dt.datetime, zone: ZoneInfo, country: str | None) -> bool:
+        local = instant.astimezone(zone)
+        if not self.open_on(local.date(), country):
+            return False
+        seconds = local.hour * 3600 + local.minute * 60 + local.second
+        return any(start <= seconds < end for start, end in self.ranges)
+
+    def next_open(self, instant: dt.datetime, zone: ZoneInfo, country: str | None) -> dt.datetime | None:
+        """The earliest instant >= `instant` inside the window in `zone`."""
+        if self.inside(instant, zone, country):
+            return instant
+        day = instant.astimezone(zone).date()
+        for offset in range(HORIZON.days):
+            candidate_day = day + dt.timedelta(days=offset)
+            if not self.open_on(candidate_day, country):
+                continue
+            for start, end in self.ranges:
+                opening = first_instant_at_or_after(zone, candidate_day, start)
+                if opening >= instant and self.inside(opening, zone, country):
+                    return opening
+        return None
+
+
+# ------------------------------------------------------------ caps and quiet periods
+
+
+def local_day_cap_free_at(dates_newest_first: Sequence[dt.date], count: int, days: int, today: dt.date,
+                          zone: ZoneInfo) -> dt.datetime | None:
+    """For "at most `count` per `days` calendar days" (today included): None
+    when under the cap today, else the local midnight it frees at."""
+    in_period = [day for day in dates_newest_first if day > today - dt.timedelta(days=days)]
+    if len(in_period) < count:
+        return None
+    return local_midnight(zone, dates_newest_first[count - 1] + dt.timedelta(days=days))
+
+
+def rolling_cap_free_at(instants_newest_first: Sequence[dt.datetime], count: int, hours: int,
+                        now: dt.datetime) -> dt.datetime | None:
+    """For "at most `count` per `hours` hours" over (now - hours, now]."""
+    period = dt.timedelta(hours=hours)
+    in_period = [at for at in instants_newest_first if at > now - period]
+    if len(in_period) < count:
+        return None
+    return instants_newest_first[count - 1] + period
+
+
+def next_allowed(now: dt.datetime, constraints: Iterable[Callable[[dt.datetime], dt.datetime | None]]
+                 ) -> dt.datetime | None:
+    """The earliest instant >= now at which every constraint allows. Each
+    constraint maps an instant to the earliest instant >= it that it allows
+    (or None: never). Moving to the latest answer and asking again reaches
+    the common point, because each constraint's answer only moves forward."""
+    rules = list(constraints)
+    instant = now
+    limit = now + HORIZON
+    while instant <= limit:
+        answers = [rule(instant) for rule in rules]
+        if any(answer is None for answer in answers):
+            return None
+        latest = max(answers, default=instant)  # type: ignore[type-var]
+        if latest == instant:
+            return instant
+        instant = latest  # type: ignore[assignment]
+    return None
+
+
+def describe_days(weekdays: frozenset[int]) -> str:
+    if len(weekdays) == 7:
+        return ""
+    return " on " + ", ".join(DAY_NAMES[day] for day in sorted(weekdays))
+
+
+def describe_ranges(ranges: Iterable[tuple[int, int]]) -> str:
+    return ", ".join(f"{_hhmm(start)}-{_hhmm(end)}" for start, end in ranges)
+
+
+def _hhmm(seconds: int) -> str:
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
