@@ -305,6 +305,10 @@ class Policy:
         return _Counter("quiet", frozenset(model.expand(rule.after, with_events=True)), frozenset(rule.outcomes),
                         False, 1, rule.period, rule_info(rule), "/".join(rule.outcomes))
 
+    def required_fields(self) -> set[str]:
+        """Fields an input must carry: those without a default."""
+        return {name for name, _, default, _ in self._schema if default is _MISSING}
+
     # -- evaluation
     def read_account(self, account: Mapping[str, Any]) -> dict[str, Any]:
         """Typed values of an account, defaults filled in; raises

@@ -1,0 +1,396 @@
+"""The `policy` command: run, check, explain.
+
+Exit codes (documented in README): 0 success; 1 the command worked but found
+problems (row errors in `run`, errors in `check`); 2 the command could not
+do its job (bad usage, a policy that does not compile, an unreadable input).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.tree import Tree
+
+from . import Policy, load_policy
+from .checker import check
+from .errors import Diagnostic, PolicyCheckError, PolicyError, PolicySyntaxError, excerpt
+from .explain import Step, explanation, overview
+from .io import (
+    CSV_COLUMNS, AccountRow, History, InputError, RejectedRows, atomic_output, decision_csv_row,
+    decision_json, read_accounts, read_history,
+)
+from .loader import load_file
+from .runtime import Decision
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_UNUSABLE = 0, 1, 2
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _parse_now(value: str | None) -> dt.datetime:
+    if value is None:
+        return dt.datetime.now(dt.timezone.utc)  # the CLI, never the evaluator, reads the clock
+    try:
+        now = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not ISO-8601, e.g. 2025-06-04T02:00:00Z") from None
+    if now.tzinfo is None:
+        raise click.BadParameter(f"{value!r} has no offset; write Z or +08:00")
+    return now
+
+
+def _load(path: str, include_paths: tuple[str, ...]) -> Policy:
+    """The compiled policy, or a clean exit 2 with positioned errors."""
+    try:
+        return load_policy(path, include_paths)
+    except PolicySyntaxError as error:
+        _print_diagnostics([error.diagnostic], {error.span.file: error.source or ""})
+    except PolicyCheckError as error:
+        _print_diagnostics([d for d in error.diagnostics if d.severity == "error"], error.sources)
+    sys.exit(EXIT_UNUSABLE)
+
+
+def _print_diagnostics(diagnostics: list[Diagnostic], sources: dict[str, str]) -> None:
+    console = _stderr()
+    for diagnostic in diagnostics:
+        colour = "red" if diagnostic.severity == "error" else "yellow"
+        span = diagnostic.span
+        console.print(f"[bold]{escape(span.file)}:{span.line}:{span.column}:[/] "
+                      f"[{colour}]{diagnostic.severity}[{diagnostic.code}][/]: {escape(diagnostic.message)}")
+        source = sources.get(span.file)
+        if source:
+            console.print(escape(excerpt(source, span)))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="policydsl")
+def main() -> None:
+    """policydsl: debt-collection policies as code."""
+
+
+# ------------------------------------------------------------ run
+
+
+@main.command()
+@click.argument("policy_path", metavar="POLICY", type=click.Path(dir_okay=False))
+@click.argument("accounts_path", metavar="ACCOUNTS", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--history", "history_path", type=click.Path(dir_okay=False),
+              help="Contact history CSV: account_id,action,at,outcome.")
+@click.option("--now", "now_text", help="Evaluation instant, ISO-8601 with offset (default: the current instant).")
+@click.option("--format", "output_format", type=click.Choice(["jsonl", "csv", "table"]), default="jsonl",
+              show_default=True)
+@click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write decisions here (atomically) instead of standard output.")
+@click.option("--errors", "errors_path", type=click.Path(dir_okay=False),
+              help="Also write the rejected rows verbatim, with the reason, to this CSV.")
+@click.option("--include-path", "include_paths", multiple=True, type=click.Path(file_okay=False),
+              help="Another directory includes may read from.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
+def run(policy_path: str, accounts_path: str, history_path: str | None, now_text: str | None,
+        output_format: str, output_path: str | None, errors_path: str | None, include_paths: tuple[str, ...],
+        quiet: bool) -> None:
+    """Decide every account of ACCOUNTS under POLICY: one decision per row, in order."""
+    now = _parse_now(now_text)
+    policy = _load(policy_path, include_paths)
+    started = time.perf_counter()
+    try:
+        history = read_history(history_path) if history_path else History()
+        rows = read_accounts(accounts_path, policy.required_fields())
+        first = next(rows, None)  # surfaces a missing column before any output is created
+    except InputError as error:
+        _stderr().print(f"[red]error:[/] {escape(str(error))}")
+        sys.exit(EXIT_UNUSABLE)
+    for problem in history.problems:
+        _stderr().print(f"[yellow]history:[/] {escape(problem)}")
+    stats = _RunStats()
+    all_rows = _chain(first, rows)
+    with atomic_output(output_path) as out, _optional_output(errors_path) as rejected_handle:
+        rejected = RejectedRows(rejected_handle) if rejected_handle else None
+        decisions = _decide_rows(policy, all_rows, history, now, stats, rejected)
+        if not quiet and _stderr().is_terminal:
+            decisions = _with_progress(decisions, accounts_path)
+        _write(decisions, output_format, out)
+    if not quiet:
+        _print_summary(stats, history, time.perf_counter() - started)
+    sys.exit(EXIT_PROBLEMS if stats.errors or history.problems else EXIT_OK)
+
+
+def _chain(first: AccountRow | None, rest: Iterator[AccountRow]) -> Iterator[AccountRow]:
+    if first is not None:
+        yield first
+        yield from rest
+
+
+class _RunStats:
+    def __init__(self) -> None:
+        self.rows = 0
+        self.errors = 0
+        self.stages: Counter[str] = Counter()
+        self.next_actions: Counter[str] = Counter()
+
+
+def _decide_rows(policy: Policy, rows: Iterator[AccountRow], history: History, now: dt.datetime,
+                 stats: _RunStats, rejected: RejectedRows | None) -> Iterator[Decision]:
+    for row in rows:
+        stats.rows += 1
+        decision = _decide_row(policy, row, history, now)
+        if decision.error:
+            stats.errors += 1
+            if rejected is not None:
+                rejected.add(row, decision.error)
+        else:
+            stats.stages[decision.stage or "(no stage)"] += 1
+            stats.next_actions[decision.next_action or "(none)"] += 1
+        yield decision
+
+
+def _decide_row(policy: Policy, row: AccountRow, history: History, now: dt.datetime) -> Decision:
+    where = f"row {row.number} (line {row.line})"
+    if row.values is None:
+        return policy.error_decision(None, row.problem or f"{where}: unreadable")
+    account_id = row.account_id
+    if account_id in history.broken:
+        return policy.error_decision(account_id, f"{where}: contact history unreadable: {history.broken[account_id]}")
+    decision = policy.evaluate(row.values, history.for_account(account_id), now=now)
+    if decision.error:
+        return policy.error_decision(decision.account_id, f"{where}: {decision.error}")
+    return decision
+
+
+def _with_progress(decisions: Iterator[Decision], label: str) -> Iterator[Decision]:
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} rows"),
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn())
+    size = os.path.getsize(label) if label != "-" and os.path.exists(label) else None
+    with Progress(*columns, console=_stderr(), transient=True) as progress:
+        task = progress.add_task(Path(label).name, total=None, rate="")
+        started = time.perf_counter()
+        for count, decision in enumerate(decisions, 1):
+            yield decision
+            if count % 500 == 0:
+                elapsed = time.perf_counter() - started
+                progress.update(task, completed=count, rate=f"{count / elapsed:,.0f} rows/s" if elapsed else "")
+        del size
+
+
+def _write(decisions: Iterator[Decision], output_format: str, out: IO[str]) -> None:
+    if output_format == "jsonl":
+        for decision in decisions:
+            out.write(decision_json(decision) + "\n")
+    elif output_format == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for decision in decisions:
+            writer.writerow(decision_csv_row(decision))
+    else:
+        _write_table(decisions, out)
+
+
+def _write_table(decisions: Iterator[Decision], out: IO[str]) -> None:
+    table = Table(show_lines=False, header_style="bold")
+    for column in ("account", "stage", "segments", "next action", "allowed", "blocked (first reason)"):
+        table.add_column(column, overflow="fold")
+    for decision in decisions:
+        if decision.error:
+            table.add_row(escape(decision.account_id or "?"), "", "", "", "", f"[red]{escape(decision.error)}[/]")
+            continue
+        first = {}
+        for entry in decision.blocked:
+            first.setdefault(entry.action, entry)
+        blocked = "\n".join(f"{action}: {escape(entry.reason)}" for action, entry in first.items()
+                            if entry.kind != "not_allowed")
+        table.add_row(escape(decision.account_id or ""), decision.stage or "-", ", ".join(decision.segments),
+                      f"[green]{decision.next_action}[/]" if decision.next_action else "-",
+                      ", ".join(decision.allowed), blocked)
+    Console(file=out, highlight=False, width=None if out.isatty() else 160).print(table)
+
+
+class _optional_output:
+    """`--errors FILE` when given, written atomically like the main output."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.context: Any = None
+
+    def __enter__(self) -> IO[str] | None:
+        if self.path is None:
+            return None
+        self.context = atomic_output(self.path)
+        return self.context.__enter__()  # type: ignore[no-any-return]
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.context is not None:
+            self.context.__exit__(*exc)
+
+
+def _print_summary(stats: _RunStats, history: History, elapsed: float) -> None:
+    console = _stderr()
+    decided = stats.rows - stats.errors
+    rate = stats.rows / elapsed if elapsed > 0 else 0.0
+    console.print(f"[bold]{stats.rows:,}[/] rows read = [green]{decided:,}[/] decisions + "
+                  f"[{'red' if stats.errors else 'green'}]{stats.errors:,}[/] error rows"
+                  f"  ({elapsed:.2f} s, {rate:,.0f} rows/s)")
+    if history.rows:
+        console.print(f"contact history: {history.rows:,} rows, {len(history.problems):,} unreadable")
+    if decided:
+        table = Table(title="decisions", header_style="bold")
+        table.add_column("stage")
+        table.add_column("accounts", justify="right")
+        table.add_column("next action")
+        table.add_column("accounts", justify="right")
+        stages = stats.stages.most_common()
+        actions = stats.next_actions.most_common()
+        for index in range(max(len(stages), len(actions))):
+            stage, stage_count = stages[index] if index < len(stages) else ("", "")
+            action, action_count = actions[index] if index < len(actions) else ("", "")
+            table.add_row(stage, str(stage_count), action, str(action_count))
+        console.print(table)
+
+
+# ------------------------------------------------------------ check
+
+
+def _policy_files(paths: tuple[str, ...]) -> list[str]:
+    files: list[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            files.extend(sorted(str(p) for p in Path(path).rglob("*.policy")))
+        else:
+            files.append(path)
+    return files
+
+
+@main.command("check")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "github"]), default="text",
+              show_default=True)
+@click.option("--strict", is_flag=True, help="Warnings fail the check too.")
+@click.option("--include-path", "include_paths", multiple=True, type=click.Path(file_okay=False))
+def check_command(paths: tuple[str, ...], output_format: str, strict: bool, include_paths: tuple[str, ...]) -> None:
+    """Parse and check policy files (directories: every *.policy inside)."""
+    files = _policy_files(paths)
+    if not files:
+        raise click.UsageError("no .policy files found in " + ", ".join(paths))
+    found: list[Diagnostic] = []
+    sources: dict[str, str] = {}
+    for path in files:
+        try:
+            model, diagnostics = check(load_file(path, include_paths))
+            sources.update(model.sources)
+            found.extend(d for d in diagnostics if d.span.file == os.path.normpath(path) or d.severity == "error")
+        except PolicySyntaxError as error:
+            found.append(error.diagnostic)
+            sources[error.span.file] = error.source or ""
+    found = list(dict.fromkeys(found))
+    errors = sum(d.severity == "error" for d in found)
+    warnings = len(found) - errors
+    if output_format == "json":
+        click.echo(json.dumps([{"file": d.span.file, "line": d.span.line, "column": d.span.column,
+                                "end_line": d.span.end_line, "end_column": d.span.end_column, "code": d.code,
+                                "severity": d.severity, "message": d.message} for d in found], indent=2))
+    elif output_format == "github":
+        for d in found:
+            level = "error" if d.severity == "error" else "warning"
+            message = d.message.replace("%", "%25").replace("\n", "%0A")
+            click.echo(f"::{level} file={d.span.file},line={d.span.line},col={d.span.column},"
+                       f"title={d.code}::{message}")
+    else:
+        _print_diagnostics(found, sources)
+        colour = "red" if errors else ("yellow" if warnings else "green")
+        _stderr().print(f"[{colour}]{len(files)} file(s) checked: {errors} error(s), {warnings} warning(s)[/]")
+    sys.exit(EXIT_PROBLEMS if errors or (strict and warnings) else EXIT_OK)
+
+
+# ------------------------------------------------------------ explain
+
+
+def _account_option(values: tuple[str, ...]) -> dict[str, str]:
+    account: dict[str, str] = {}
+    for chunk in values:
+        for pair in chunk.split(","):
+            if not pair.strip():
+                continue
+            if "=" not in pair:
+                raise click.BadParameter(f"{pair!r}: write field=value")
+            key, value = pair.split("=", 1)
+            account[key.strip()] = value.strip()
+    return account
+
+
+@main.command()
+@click.argument("policy_path", metavar="POLICY", type=click.Path(dir_okay=False))
+@click.argument("accounts_path", metavar="[ACCOUNTS]", required=False, type=click.Path(dir_okay=False))
+@click.option("--account", "account_pairs", multiple=True, help="field=value,field=value (sets use ;).")
+@click.option("--id", "account_id", help="Explain this account of ACCOUNTS.")
+@click.option("--history", "history_path", type=click.Path(dir_okay=False))
+@click.option("--now", "now_text", help="Evaluation instant, ISO-8601 with offset (default: now).")
+@click.option("--include-path", "include_paths", multiple=True, type=click.Path(file_okay=False))
+def explain(policy_path: str, accounts_path: str | None, account_pairs: tuple[str, ...], account_id: str | None,
+            history_path: str | None, now_text: str | None, include_paths: tuple[str, ...]) -> None:
+    """Why each action is allowed or blocked for one account."""
+    now = _parse_now(now_text)
+    policy = _load(policy_path, include_paths)
+    try:
+        history = read_history(history_path) if history_path else History()
+        account = _find_account(policy, accounts_path, account_id, account_pairs)
+    except InputError as error:
+        _stderr().print(f"[red]error:[/] {escape(str(error))}")
+        sys.exit(EXIT_UNUSABLE)
+    decision = policy.evaluate(account, history.for_account(account.get("id")), now=now)
+    console = Console(highlight=False)
+    if decision.error:
+        console.print(f"[red]account {escape(str(account.get('id')))} cannot be evaluated:[/] "
+                      f"{escape(decision.error)}")
+        sys.exit(EXIT_PROBLEMS)
+    console.print(_explanation_tree(policy, decision, now))
+
+
+def _find_account(policy: Policy, accounts_path: str | None, account_id: str | None,
+                  pairs: tuple[str, ...]) -> dict[str, str]:
+    if pairs:
+        return _account_option(pairs)
+    if not accounts_path or not account_id:
+        raise click.UsageError("give --account field=value,... or ACCOUNTS with --id ID")
+    for row in read_accounts(accounts_path, set()):
+        if row.values is not None and row.account_id == account_id:
+            return row.values
+    raise InputError(f"{accounts_path}: no account with id {account_id!r}")
+
+
+def _explanation_tree(policy: Policy, decision: Decision, now: dt.datetime) -> Tree:
+    tree = Tree(f"[bold]account {escape(decision.account_id or '?')}[/] at {now.isoformat()}  ·  "
+                f"next action: [bold green]{decision.next_action or 'none'}[/]")
+    for step in overview(decision):
+        _add_step(tree, step, "cyan")
+    for item in explanation(decision, policy.actions):
+        if item.allowed:
+            label = f"[green]✔ {item.action}[/] allowed"
+        else:
+            when = f"until {item.until}" if item.until else "time alone will not lift it"
+            label = f"[red]✘ {item.action}[/] blocked ({when})"
+        node = tree.add(label)
+        for step in item.steps:
+            _add_step(node, step, "green" if item.allowed else "red")
+    return tree
+
+
+def _add_step(parent: Tree, step: Step, colour: str) -> None:
+    node = parent.add(f"[{colour}]{step.verdict}[/]: {escape(step.message)}")
+    node.add(f"[dim]{escape(step.rule.location)}[/]  [bold]{escape(step.rule.text)}[/]")
+    if step.values:
+        node.add(f"[dim]read:[/] {escape(step.values)}")

@@ -1,0 +1,247 @@
+"""CSV and JSONL in and out, row by row, losing nothing.
+
+Accounts are streamed: one row in, one decision out, in input order, so
+memory does not grow with the portfolio. A row that cannot be read becomes
+an error decision naming its row and field. Contact history is indexed by
+account id (memory grows with the history, not the portfolio); a history
+row that cannot be read is reported with its line and the account it
+belongs to is not evaluated on a partial history. Output files are written
+to a temporary file beside the target and renamed into place, so an
+interrupted run leaves the previous output intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO
+
+from .errors import PolicyError
+from .runtime import Contact, Decision
+from .values import ValueProblem, read_datetime
+
+csv.field_size_limit(16 * 1024 * 1024)
+
+HISTORY_COLUMNS = ("account_id", "action", "at", "outcome")
+
+
+class InputError(PolicyError):
+    """A whole input file cannot be used (missing, no header, missing column)."""
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    """One data row of the accounts file: its values, or why it cannot be read."""
+
+    number: int  # 1-based data row (the header is not counted)
+    line: int  # physical line where the row starts
+    values: dict[str, str] | None
+    problem: str | None = None
+    raw: list[str] = field(default_factory=list)
+
+    @property
+    def account_id(self) -> str | None:
+        if self.values is not None:
+            return self.values.get("id") or None
+        return None
+
+
+def _open_text(path: str) -> IO[str]:
+    """UTF-8 with or without BOM; undecodable bytes survive as surrogates so
+    the row holding them can be reported instead of failing the file."""
+    if path == "-":
+        return open(sys.stdin.fileno(), encoding="utf-8-sig", errors="surrogateescape", newline="", closefd=False)
+    try:
+        return open(path, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
+
+
+def _bad_bytes(cells: list[str]) -> int | None:
+    for index, cell in enumerate(cells):
+        if any("\udc80" <= char <= "\udcff" for char in cell):
+            return index
+    return None
+
+
+def read_accounts(path: str, required: set[str]) -> Iterator[AccountRow]:
+    """Rows of an accounts CSV. Raises InputError when the header lacks a
+    column the policy needs (every row would fail the same way)."""
+    handle = _open_text(path)
+    with handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InputError(f"{path}: header cannot be read: {exc}") from None
+        header = [name.strip() for name in header]
+        missing = sorted(required - set(header))
+        if missing:
+            raise InputError(f"{path}: missing column(s) {', '.join(missing)} (the policy has no default for them)")
+        number = 0
+        line = reader.line_num + 1
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                number += 1
+                yield AccountRow(number, line, None, f"row {number} (line {line}): unreadable CSV: {exc}")
+                line = reader.line_num + 1
+                continue
+            if not cells or cells == [""]:
+                line = reader.line_num + 1
+                continue  # a blank line holds no account
+            number += 1
+            yield _account_row(number, line, header, cells)
+            line = reader.line_num + 1
+
+
+def _account_row(number: int, line: int, header: list[str], cells: list[str]) -> AccountRow:
+    where = f"row {number} (line {line})"
+    if len(cells) != len(header):
+        return AccountRow(number, line, None, f"{where}: expected {len(header)} fields, found {len(cells)}", cells)
+    bad = _bad_bytes(cells)
+    if bad is not None:
+        return AccountRow(number, line, None, f"{where}: field {header[bad]!r}: bytes that are not UTF-8", cells)
+    return AccountRow(number, line, dict(zip(header, cells)), None, cells)
+
+
+@dataclass
+class History:
+    """Contacts by account id, plus the ids whose history could not be read."""
+
+    contacts: dict[str, list[Contact]] = field(default_factory=dict)
+    broken: dict[str, str] = field(default_factory=dict)  # account id -> first problem
+    problems: list[str] = field(default_factory=list)
+    rows: int = 0
+
+    def for_account(self, account_id: str | None) -> list[Contact]:
+        return self.contacts.get(account_id or "", [])
+
+
+def read_history(path: str) -> History:
+    history = History()
+    handle = _open_text(path)
+    with handle:
+        reader = csv.reader(handle)
+        try:
+            header = [name.strip() for name in next(reader)]
+        except StopIteration:
+            return history
+        except csv.Error as exc:
+            raise InputError(f"{path}: header cannot be read: {exc}") from None
+        missing = [name for name in HISTORY_COLUMNS[:3] if name not in header]
+        if missing:
+            raise InputError(f"{path}: contact history needs columns {', '.join(HISTORY_COLUMNS)}; "
+                             f"missing {', '.join(missing)}")
+        index = {name: header.index(name) for name in HISTORY_COLUMNS if name in header}
+        line = reader.line_num + 1
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return history
+            except csv.Error as exc:
+                history.problems.append(f"{path}:{line}: unreadable CSV: {exc}")
+                line = reader.line_num + 1
+                continue
+            if cells and cells != [""]:
+                history.rows += 1
+                _add_contact(history, path, line, header, index, cells)
+            line = reader.line_num + 1
+
+
+def _add_contact(history: History, path: str, line: int, header: list[str], index: dict[str, int],
+                 cells: list[str]) -> None:
+    where = f"{path}:{line}"
+    account_id = cells[index["account_id"]].strip() if len(cells) > index["account_id"] else ""
+    problem = None
+    if len(cells) != len(header):
+        problem = f"{where}: expected {len(header)} fields, found {len(cells)}"
+    elif _bad_bytes(cells) is not None:
+        problem = f"{where}: bytes that are not UTF-8"
+    elif not account_id:
+        problem = f"{where}: account_id is empty"
+    if problem is None:
+        try:
+            at = read_datetime(cells[index["at"]])
+        except ValueProblem as expected:
+            problem = f"{where}: field 'at': {cells[index['at']]!r}; expected {expected}"
+    if problem is not None:
+        history.problems.append(problem)
+        if account_id and account_id not in history.broken:
+            history.broken[account_id] = problem
+        return
+    outcome = cells[index["outcome"]].strip() if "outcome" in index else ""
+    contact = Contact(account_id, cells[index["action"]].strip(), at, outcome)
+    history.contacts.setdefault(account_id, []).append(contact)
+
+
+# ------------------------------------------------------------ output
+
+CSV_COLUMNS = ("account_id", "stage", "segments", "allowed", "next_action", "blocked", "error")
+
+
+def decision_json(decision: Decision) -> str:
+    return json.dumps(decision.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+
+def decision_csv_row(decision: Decision) -> list[str]:
+    """Flat form: lists `;`-separated, `blocked` as compact JSON."""
+    data = decision.to_dict()
+    return [
+        data["account_id"] or "",
+        data["stage"] or "",
+        ";".join(data["segments"]),
+        ";".join(data["allowed"]),
+        data["next_action"] or "",
+        json.dumps(data["blocked"], ensure_ascii=False, separators=(",", ":")),
+        data["error"] or "",
+    ]
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | None) -> Iterator[IO[str]]:
+    """Standard output, or a file that appears only once fully written."""
+    if path is None or path == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(prefix=".policy-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+class RejectedRows:
+    """`--errors FILE`: each rejected row verbatim, with its row number and
+    reason, so it can be fixed and run again."""
+
+    def __init__(self, handle: IO[str]) -> None:
+        self.writer = csv.writer(handle)
+        self.writer.writerow(["row", "reason", "fields"])
+
+    def add(self, row: AccountRow, reason: str) -> None:
+        self.writer.writerow([row.number, reason, *(_printable(cell) for cell in row.raw)])
+
+
+def _printable(cell: str) -> str:
+    return cell.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
