@@ -10,6 +10,7 @@ has to resolve a name again.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
@@ -217,7 +218,7 @@ class _Checker:
             seen[stage.name] = stage
         ordered = sorted(seen.values(), key=lambda s: (s.low is not None, s.low if s.low is not None else 0))
         self.model.stages = ordered
-        for before, after in zip(ordered, ordered[1:]):
+        for before, after in itertools.pairwise(ordered):
             self.check_adjacent(stages.field, before, after)
         if ordered and ordered[0].low is not None:
             self.report("W202", f"{stages.field} below {ordered[0].low} falls in no stage "
@@ -505,7 +506,7 @@ def _all_files(policy: n.PolicyFile) -> Iterator[n.PolicyFile]:
 def _baselines(policy: n.PolicyFile) -> Iterable[tuple[n.PolicyFile, dict[str, tuple[str, ...]]]]:
     """Every included file (depth first, innermost first) with the action
     mapping that applies to its names, composed through the include chain."""
-    for include, included in zip(policy.includes, policy.included):
+    for include, included in zip(policy.includes, policy.included, strict=True):
         mapping = {m.name: m.targets for m in include.mappings}
         for inner, inner_mapping in _baselines(included):
             yield inner, {name: _apply_mapping(targets, mapping) for name, targets in inner_mapping.items()} \
@@ -535,4 +536,4 @@ def _mapped(rule: n.Restriction, mapping: dict[str, tuple[str, ...]]) -> n.Restr
         mapped = replace(mapped, counted=_map_targets(mapped.counted, mapping))
     if isinstance(mapped, n.Quiet):
         mapped = replace(mapped, after=_map_targets(mapped.after, mapping))
-    return mapped  # type: ignore[return-value]
+    return mapped

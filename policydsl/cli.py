@@ -27,14 +27,22 @@ from rich.tree import Tree
 
 from . import Policy, load_policy
 from .checker import check
-from .errors import Diagnostic, PolicyCheckError, PolicyError, PolicySyntaxError, excerpt
+from .errors import Diagnostic, PolicyCheckError, PolicySyntaxError, excerpt
 from .explain import Step, explanation, overview
 from .io import (
-    CSV_COLUMNS, AccountRow, History, InputError, RejectedRows, atomic_output, decision_csv_row,
-    decision_json, read_accounts, read_history,
+    CSV_COLUMNS,
+    AccountRow,
+    History,
+    InputError,
+    RejectedRows,
+    atomic_output,
+    decision_csv_row,
+    decision_json,
+    read_accounts,
+    read_history,
 )
 from .loader import load_file
-from .runtime import Decision
+from .runtime import Blocked, Decision
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNUSABLE = 0, 1, 2
 
@@ -45,7 +53,7 @@ def _stderr() -> Console:
 
 def _parse_now(value: str | None) -> dt.datetime:
     if value is None:
-        return dt.datetime.now(dt.timezone.utc)  # the CLI, never the evaluator, reads the clock
+        return dt.datetime.now(dt.UTC)  # the CLI, never the evaluator, reads the clock
     try:
         now = dt.datetime.fromisoformat(value)
     except ValueError:
@@ -209,7 +217,7 @@ def _write_table(decisions: Iterator[Decision], out: IO[str]) -> None:
         if decision.error:
             table.add_row(escape(decision.account_id or "?"), "", "", "", "", f"[red]{escape(decision.error)}[/]")
             continue
-        first = {}
+        first: dict[str, Blocked] = {}
         for entry in decision.blocked:
             first.setdefault(entry.action, entry)
         blocked = "\n".join(f"{action}: {escape(entry.reason)}" for action, entry in first.items()

@@ -24,8 +24,18 @@ from .checker import Model
 from .errors import AccountError
 from .functions import FUNCTIONS, Clock
 from .runtime import (
-    UTC, Blocked, Contact, Decision, Evidence, RuleInfo, WindowSpec, describe_days, describe_ranges,
-    local_day_cap_free_at, local_midnight, next_allowed, rolling_cap_free_at,
+    Blocked,
+    Contact,
+    Decision,
+    Evidence,
+    RuleInfo,
+    WindowSpec,
+    describe_days,
+    describe_ranges,
+    local_day_cap_free_at,
+    local_midnight,
+    next_allowed,
+    rolling_cap_free_at,
 )
 from .values import ValueProblem, default_value, reader_for
 
@@ -37,7 +47,7 @@ _DAY_INDEX = {name: index for index, name in enumerate(("mon", "tue", "wed", "th
 class _Context:
     """Per-evaluation state the compiled closures read."""
 
-    __slots__ = ("values", "clock", "segments", "action")
+    __slots__ = ("action", "clock", "segments", "values")
 
     def __init__(self, values: dict[str, Any], clock: Clock) -> None:
         self.values = values
@@ -423,8 +433,7 @@ class Policy:
             if frees:
                 message = next(text for text, free in statuses if free is not None)
                 reasons.append(Blocked(action, counter.kind, _with_reason(message, counter.info), counter.info))
-                latest = max(frees)
-                timed.append(lambda t, latest=latest: max(t, latest))
+                timed.append(_not_before(max(frees)))
         return reasons, timed
 
     def _not_allowed(self, action: str, plan: _ActionPlan, stage: _Stage | None) -> Blocked:
@@ -454,6 +463,10 @@ class Policy:
         return _with_reason(f"outside contact hours {hours} (now " + "; ".join(places) + ")", window.info)
 
 
+def _not_before(free_at: dt.datetime) -> Callable[[dt.datetime], dt.datetime | None]:
+    return lambda instant: max(instant, free_at)
+
+
 def _window_constraint(spec: WindowSpec, zone: ZoneInfo, country: str | None
                        ) -> Callable[[dt.datetime], dt.datetime | None]:
     return lambda instant: spec.next_open(instant, zone, country)
@@ -478,16 +491,19 @@ def _counter_status(counter: _Counter, zone: ZoneInfo, events: list[Contact], no
         local = last.at.astimezone(zone)
         return (f"quiet for {period} after {last.outcome} on {last.action} at {local:%Y-%m-%d %H:%M} "
                 f"{zone.key}", free)
+    capped: dt.datetime | None
     if period.unit == "hours":
-        free = rolling_cap_free_at([event.at for event in counted], counter.count, period.amount, now)
+        capped = rolling_cap_free_at([event.at for event in counted], counter.count, period.amount, now)
     else:
         today = now.astimezone(zone).date()
         dates = [event.at.astimezone(zone).date() for event in counted]
-        free = local_day_cap_free_at(dates, counter.count, period.amount, today, zone)
-    if free is None:
+        capped = local_day_cap_free_at(dates, counter.count, period.amount, today, zone)
+    if capped is None:
         return "", None
-    return f"cap of {counter.count} per {period} reached for {counter.label} ({zone.key} days)" \
-        if period.unit == "days" else f"cap of {counter.count} per {period} reached for {counter.label}", free
+    message = f"cap of {counter.count} per {period} reached for {counter.label}"
+    if period.unit == "days":
+        message += f" (calendar days in {zone.key})"
+    return message, capped
 
 
 def _with_reason(message: str, info: RuleInfo) -> str:

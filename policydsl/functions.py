@@ -22,7 +22,7 @@ class Clock:
     """What the functions may know of time: the evaluation instant `now` and
     the account's local date and time of day (first candidate zone)."""
 
-    __slots__ = ("now", "today", "seconds_of_day")
+    __slots__ = ("now", "seconds_of_day", "today")
 
     def __init__(self, now: dt.datetime, local: dt.datetime) -> None:
         self.now = now

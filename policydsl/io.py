@@ -113,7 +113,7 @@ def _account_row(number: int, line: int, header: list[str], cells: list[str]) ->
     bad = _bad_bytes(cells)
     if bad is not None:
         return AccountRow(number, line, None, f"{where}: field {header[bad]!r}: bytes that are not UTF-8", cells)
-    return AccountRow(number, line, dict(zip(header, cells)), None, cells)
+    return AccountRow(number, line, dict(zip(header, cells, strict=True)), None, cells)
 
 
 @dataclass

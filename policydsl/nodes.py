@@ -9,7 +9,6 @@ resolution and types belong to the checker, execution to the compiler.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 
 @dataclass(frozen=True, order=True)
@@ -125,10 +124,10 @@ class Call:
     span: Span
 
 
-Expr = Union[
-    Literal, SetLiteral, Ref, ActionRef, NowRef, Negate, Arithmetic, Compare,
-    Membership, BoolOp, Not, Call,
-]
+Expr = (
+    Literal | SetLiteral | Ref | ActionRef | NowRef | Negate | Arithmetic | Compare
+    | Membership | BoolOp | Not | Call
+)
 
 
 # ---------------------------------------------------------------- declarations
@@ -352,8 +351,8 @@ class Quiet:
     stage: str | None = None
 
 
-Rule = Union[Allow, Forbid, Window, Limit, Quiet]
-Restriction = Union[Forbid, Window, Limit, Quiet]
+Rule = Allow | Forbid | Window | Limit | Quiet
+Restriction = Forbid | Window | Limit | Quiet
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,8 @@ def _error(path: str, source: str, line: int, column: int, message: str) -> Poli
 def _syntax_error(exc: UnexpectedInput, source: str, path: str) -> PolicySyntaxError:
     line, column = max(exc.line, 1), max(exc.column, 1)
     if isinstance(exc, UnexpectedCharacters):
-        char = source[exc.pos_in_stream] if exc.pos_in_stream < len(source) else "?"
+        position = exc.pos_in_stream or 0
+        char = source[position] if position < len(source) else "?"
         allowed = getattr(exc, "allowed", None) or set()
         message = f"unexpected character {char!r}"
         if allowed:
@@ -134,7 +135,7 @@ def _describe_expected(expected: set[str]) -> str:
             return phrase
     words = sorted({_TOKEN_WORDS.get(name) or _literal_text(name) for name in names})
     if len(words) > 8:
-        words = words[:8] + ["…"]
+        words = [*words[:8], "…"]
     return ", ".join(words) if len(words) < 3 else "one of: " + ", ".join(words)
 
 

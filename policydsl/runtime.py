@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from .calendars import is_holiday
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # How far ahead `until` is searched. A rule that never opens within this
 # horizon (a window on no day, zones whose windows never meet) gives null.
@@ -208,7 +208,7 @@ class WindowSpec:
             candidate_day = day + dt.timedelta(days=offset)
             if not self.open_on(candidate_day, country):
                 continue
-            for start, end in self.ranges:
+            for start, _end in self.ranges:
                 opening = first_instant_at_or_after(zone, candidate_day, start)
                 if opening >= instant and self.inside(opening, zone, country):
                     return opening

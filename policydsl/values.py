@@ -145,9 +145,8 @@ def read_zones(value: Any) -> tuple[ZoneInfo, ...]:
 def read_text_set(value: Any) -> frozenset[str]:
     if isinstance(value, str):
         return frozenset(part.strip() for part in value.split(";") if part.strip())
-    if isinstance(value, (list, tuple, set, frozenset)):
-        if all(isinstance(item, str) for item in value):
-            return frozenset(value)
+    if isinstance(value, (list, tuple, set, frozenset)) and all(isinstance(item, str) for item in value):
+        return frozenset(value)
     raise ValueProblem("a ;-separated list of text")
 
 
