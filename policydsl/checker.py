@@ -42,6 +42,13 @@ CODES = {
     "W201": "action that no stage allows",
     "W202": "stage field values outside every stage",
     "W203": "forbid without `because`",
+    "W301": "segment not used by any rule",
+    "W302": "group declared and never named",
+    "W303": "allow that can never take effect",
+    "W304": "condition constant given types and stage ranges",
+    "W305": "window, limit or quiet period on actions no stage allows",
+    "W306": "duplicate rule",
+    "W307": "window wider than the baseline's",
 }
 
 @dataclass
@@ -89,8 +96,12 @@ class Model:
 def check(policy: n.PolicyFile) -> tuple[Model, list[Diagnostic]]:
     """Check a parsed policy (with its includes loaded). Diagnostics are
     sorted by file and position so output is stable."""
+    from .lints import lint
+
     checker = _Checker(policy)
     checker.run()
+    if not any(d.severity == "error" for d in checker.diagnostics):
+        checker.diagnostics.extend(lint(checker.model))
     diagnostics = sorted(checker.diagnostics, key=lambda d: (d.span.file, d.span.line, d.span.column, d.code))
     return checker.model, diagnostics
 
@@ -119,8 +130,9 @@ class _Checker:
             for rule in baseline.rules:
                 if not isinstance(rule, n.Allow):
                     self.add_restriction(_mapped(rule, mapping))
+        declared_stages = {stage.name for stages in policy.stages for stage in stages.ranges}
         for block in policy.stage_blocks:
-            if self.model.stages and self.model.stage_named(block.name) is None:
+            if block.name not in declared_stages:
                 self.report("E103", f"unknown stage {block.name!r}", block.span)
             for rule in block.rules:
                 self.add_rule(rule)
@@ -216,7 +228,8 @@ class _Checker:
                 self.report("E108", f"stage {stage.name!r} is empty: {stage.low} > {stage.high}", stage.span)
                 continue
             seen[stage.name] = stage
-        ordered = sorted(seen.values(), key=lambda s: (s.low is not None, s.low if s.low is not None else 0))
+        ordered = sorted(seen.values(), key=lambda s: (s.low is not None, s.low if s.low is not None else 0,
+                                                      s.high is None, s.high if s.high is not None else 0))
         self.model.stages = ordered
         for before, after in itertools.pairwise(ordered):
             self.check_adjacent(stages.field, before, after)
@@ -229,11 +242,13 @@ class _Checker:
             self.report("W202", f"{stages.field} above {ordered[-1].high} falls in no stage", ordered[-1].span)
 
     def check_adjacent(self, name: str, before: n.StageRange, after: n.StageRange) -> None:
-        if before.high is None or (after.low is not None and after.low <= before.high):
+        if before.high is None or after.low is None or after.low <= before.high:
             overlap_low = after.low if after.low is not None else before.low
             overlap_high = before.high if after.high is None or (before.high is not None and
                                                                  before.high < after.high) else after.high
             shown = f"{overlap_low} .. {overlap_high}" if overlap_high is not None else f"{overlap_low} .."
+            if overlap_low is None:  # both open below
+                shown = f".. {overlap_high}"
             self.report("E108", f"stages {before.name!r} and {after.name!r} overlap on {name} {shown}",
                         after.span)
         elif after.low is not None and after.low > before.high + 1:
