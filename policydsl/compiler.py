@@ -300,8 +300,8 @@ class Policy:
         if isinstance(rule, n.Window):
             weekdays = frozenset(range(7))
             if rule.days:
-                weekdays = frozenset(day for spec in rule.days
-                                     for day in range(_DAY_INDEX[spec.first], _DAY_INDEX[spec.last] + 1))
+                weekdays = frozenset((_DAY_INDEX[spec.first] + step) % 7 for spec in rule.days  # fri..mon wraps
+                                     for step in range((_DAY_INDEX[spec.last] - _DAY_INDEX[spec.first]) % 7 + 1))
             spec = WindowSpec(tuple((r.start, r.end) for r in rule.ranges), weekdays)
             country = rule.holidays.value if isinstance(rule.holidays, n.Literal) else None
             country_field = rule.holidays.name if isinstance(rule.holidays, n.Ref) else None

@@ -217,12 +217,12 @@ def _always_forbidden(model: Model, action: str, stage: str | None) -> n.Forbid 
 
 
 def _unusable_allows(model: Model) -> Iterator[Diagnostic]:
-    stages = [s.name for s in model.stages] or [None]
+    stages: list[str | None] = [s.name for s in model.stages] or [None]
     for allow in model.allows:
         if not _own(model, allow):
             continue
         actions = model.expand(allow.targets)
-        where = [allow.stage] if allow.stage is not None else stages
+        where: list[str | None] = [allow.stage] if allow.stage is not None else stages
         blockers = [_always_forbidden(model, action, stage) for action in actions for stage in where]
         if actions and all(blockers):
             first = blockers[0]
@@ -292,7 +292,7 @@ def _duplicates(model: Model) -> Iterator[Diagnostic]:
 
 
 def _open_seconds(window: n.Window) -> dict[int, list[tuple[int, int]]]:
-    days = range(7)
+    days: list[int] = list(range(7))
     if window.days:
         index = {name: i for i, name in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
         days = sorted({d for spec in window.days for d in range(index[spec.first], index[spec.last] + 1)})

@@ -24,6 +24,7 @@ from .errors import Diagnostic, PolicySyntaxError
 MAX_SOURCE_BYTES = 1_000_000
 MAX_NAME_LENGTH = 64
 MAX_NESTING = 64
+MAX_TREE_DEPTH = 100
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -71,14 +72,36 @@ def parse(source: str, path: str = "<policy>") -> n.PolicyFile:
         tree = _lark().parse(source)
     except UnexpectedInput as exc:
         raise _syntax_error(exc, source, path) from None
+    _check_depth(tree, source, path)
     try:
         return _ToNodes(path, source).transform(tree)  # type: ignore[no-any-return]
     except VisitError as exc:
         if isinstance(exc.orig_exc, PolicySyntaxError):
             raise exc.orig_exc from None
+        if isinstance(exc.orig_exc, (ValueError, OverflowError)):  # e.g. a 5000-digit number
+            meta = getattr(exc.obj, "meta", None)
+            line, column = (meta.line, meta.column) if meta is not None and not meta.empty else (1, 1)
+            raise _error(path, source, line, column, "number out of range") from None
+        if isinstance(exc.orig_exc, RecursionError):
+            raise _error(path, source, 1, 1, "expression is nested too deeply") from None
         raise
     except RecursionError:
         raise _error(path, source, 1, 1, "expression is nested too deeply") from None
+
+
+def _check_depth(tree: lark.Tree, source: str, path: str) -> None:  # type: ignore[type-arg]
+    """Refuse a syntax tree deeper than MAX_TREE_DEPTH (`not not ... x`,
+    `1 + 1 + ... + 1`), walking it without recursion, so that the transform,
+    the checker, the compiler and evaluation (all recursive) stay far from
+    Python's recursion limit."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_TREE_DEPTH:
+            meta = node.meta
+            line, column = (meta.line, meta.column) if not meta.empty else (1, 1)
+            raise _error(path, source, line, column, "expression is nested too deeply")
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, lark.Tree))
 
 
 def _check_nesting(source: str, path: str) -> None:

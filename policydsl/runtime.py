@@ -163,8 +163,8 @@ def first_instant_at_or_after(zone: ZoneInfo, day: dt.date, seconds: int) -> dt.
         return early
     late = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
     low, high = min(early, late), max(early, late)
-    while high - low > dt.timedelta(seconds=1):  # the gap: find the transition
-        middle = low + (high - low) / 2
+    while high - low > dt.timedelta(seconds=1):  # the gap: find the transition, to the second
+        middle = low + dt.timedelta(seconds=(high - low) // dt.timedelta(seconds=2))
         if middle.astimezone(zone).replace(tzinfo=None) >= wall:
             high = middle
         else:
@@ -208,11 +208,34 @@ class WindowSpec:
             candidate_day = day + dt.timedelta(days=offset)
             if not self.open_on(candidate_day, country):
                 continue
+            # The window opens where the wall clock reaches a range's start (on
+            # a fall-back day, its second occurrence too) or where a clock change
+            # jumps into a range; the earliest of these that is inside wins.
+            openings = _clock_changes(zone, candidate_day)
             for start, _end in self.ranges:
-                opening = first_instant_at_or_after(zone, candidate_day, start)
-                if opening >= instant and self.inside(opening, zone, country):
-                    return opening
+                wall = dt.datetime.combine(candidate_day, dt.time()) + dt.timedelta(seconds=start)
+                openings.append(first_instant_at_or_after(zone, candidate_day, start))
+                openings.append(wall.replace(tzinfo=zone, fold=1).astimezone(UTC))
+            found = [t for t in openings if t >= instant and self.inside(t, zone, country)]
+            if found:
+                return min(found)
         return None
+
+
+def _clock_changes(zone: ZoneInfo, day: dt.date) -> list[dt.datetime]:
+    """The instant (to the second) the UTC offset of `zone` changes during
+    local `day`, if it does."""
+    low, high = local_midnight(zone, day), local_midnight(zone, day + dt.timedelta(days=1))
+    before = low.astimezone(zone).utcoffset()
+    if before == high.astimezone(zone).utcoffset():
+        return []
+    while high - low > dt.timedelta(seconds=1):
+        middle = low + dt.timedelta(seconds=(high - low) // dt.timedelta(seconds=2))
+        if middle.astimezone(zone).utcoffset() == before:
+            low = middle
+        else:
+            high = middle
+    return [high]
 
 
 # ------------------------------------------------------------ caps and quiet periods

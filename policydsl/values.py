@@ -41,7 +41,10 @@ def read_int(value: Any) -> int:
     if isinstance(value, int):
         return value
     if isinstance(value, str) and _INT.fullmatch(value.strip()):
-        return int(value)
+        try:
+            return int(value)
+        except ValueError:  # more digits than int() converts
+            raise ValueProblem("a whole number of at most 4300 digits") from None
     if isinstance(value, Decimal) and value == value.to_integral_value():
         return int(value)
     raise ValueProblem("a whole number")
@@ -57,6 +60,8 @@ def read_decimal(value: Any) -> Decimal:
     if isinstance(value, int):
         return Decimal(value)
     if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueProblem("a finite decimal number")
         return Decimal(repr(value))
     if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
         try:
