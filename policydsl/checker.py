@@ -158,24 +158,26 @@ class _Checker:
                             fld.span)
             elif own:
                 model.fields[fld.name] = fld  # the includer may change a default
-        declared_here: set[str] = set()
+        plain_here: set[str] = set()
         for line in source.actions:
             for member in line.members:
-                if member in mapping:
-                    continue
+                if mapping.get(member, (member,)) != (member,):
+                    continue  # mapped onto the includer's actions
                 if member in model.groups:
                     self.report("E106", f"{member!r} is already a group", line.span)
-                elif member in declared_here and own:
-                    self.report("E106", f"action {member!r} declared twice", line.span)
                 elif member not in model.actions:
                     model.actions.append(member)
-                declared_here.add(member)
-            if line.group is not None and line.group not in mapping:
+                elif own and line.group is None and member in plain_here:
+                    self.report("E106", f"action {member!r} declared twice", line.span)
+                if line.group is None:
+                    plain_here.add(member)
+            if line.group is not None and mapping.get(line.group, (line.group,)) == (line.group,):
                 if line.group in model.actions:
                     self.report("E106", f"{line.group!r} is already an action", line.span)
                     continue
                 members = model.groups.setdefault(line.group, [])
-                members.extend(m for m in line.members if m not in members and m not in mapping)
+                resolved = _apply_mapping(line.members, mapping)
+                members.extend(m for m in resolved if m not in members)
         for events in source.events:
             for name in events.names:
                 if name in model.actions:
@@ -332,8 +334,9 @@ class _Checker:
         allowed: set[str] = set()
         for allow in self.model.allows:
             allowed.update(self.model.expand(allow.targets))
-        for name in self.model.actions:
-            if name not in allowed:
+        own = [member for line in self.model.policy.actions for member in line.members]
+        for name in dict.fromkeys(own):
+            if name in self.model.actions and name not in allowed:
                 span = self.action_span(name)
                 self.report("W201", f"no stage allows {name!r}: it will always be blocked", span)
 
@@ -519,14 +522,44 @@ def _all_files(policy: n.PolicyFile) -> Iterator[n.PolicyFile]:
 
 
 def _baselines(policy: n.PolicyFile) -> Iterable[tuple[n.PolicyFile, dict[str, tuple[str, ...]]]]:
-    """Every included file (depth first, innermost first) with the action
-    mapping that applies to its names, composed through the include chain."""
+    """Every included file (depth first, innermost first) with the names its
+    actions, groups and events stand for in the including policy, composed
+    through the include chain."""
     for include, included in zip(policy.includes, policy.included, strict=True):
         mapping = {m.name: m.targets for m in include.mappings}
-        for inner, inner_mapping in _baselines(included):
-            yield inner, {name: _apply_mapping(targets, mapping) for name, targets in inner_mapping.items()} \
-                | {k: v for k, v in mapping.items() if k not in inner_mapping}
-        yield included, mapping
+        resolution = _resolution(included, mapping)
+        for inner, inner_resolution in _baselines(included):
+            outer = mapping | resolution
+            yield inner, {name: _apply_mapping(names, outer) for name, names in inner_resolution.items()}
+        yield included, resolution
+
+
+def _resolution(source: n.PolicyFile, mapping: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """What each name a baseline declares denotes in the includer. A mapped
+    action becomes the includer's actions; a member of a mapped group becomes
+    what the group is mapped to; a mapped group denotes what its members
+    become (so its rules reach exactly them); anything unmapped keeps its
+    name and is imported."""
+    groups: dict[str, list[str]] = {}
+    for line in source.actions:
+        if line.group is not None:
+            groups.setdefault(line.group, []).extend(line.members)
+    resolved: dict[str, tuple[str, ...]] = {}
+    for line in source.actions:
+        for member in line.members:
+            via = [group for group, members in groups.items() if member in members and group in mapping]
+            if member in mapping:
+                resolved[member] = mapping[member]
+            elif via:
+                resolved[member] = _apply_mapping(tuple(via), mapping)
+            else:
+                resolved[member] = (member,)
+    for group, members in groups.items():
+        resolved[group] = _apply_mapping(tuple(members), resolved) if group in mapping else (group,)
+    for events in source.events:
+        for name in events.names:
+            resolved[name] = mapping.get(name, (name,))
+    return resolved
 
 
 def _apply_mapping(names: tuple[str, ...], mapping: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
