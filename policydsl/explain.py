@@ -74,10 +74,19 @@ def explanation(decision: Decision, actions: tuple[str, ...]) -> list[ActionExpl
             rule = evidence.allowed_by[action]
             steps.append(Step("allowed by", rule.text, rule, _values(decision, rule.reads)))
         for entry in blocked:
-            steps.append(Step(entry.kind, entry.reason, entry.rule, _values(decision, entry.rule.reads)))
+            message = entry.reason.removeprefix(f"{entry.kind}: ")
+            steps.append(Step(entry.kind, message, entry.rule, _values(decision, entry.rule.reads)))
         until = format_instant(blocked[0].until) if blocked else None
         out.append(ActionExplanation(action, not blocked, until, tuple(steps)))
-    return out
+    return sorted(out, key=_most_useful_first)
+
+
+def _most_useful_first(item: ActionExplanation) -> tuple[int, str]:
+    """Allowed actions (in the given order), then those time will free
+    (soonest first), then the rest."""
+    if item.allowed:
+        return 0, ""
+    return (1, item.until) if item.until else (2, "")
 
 
 def overview(decision: Decision) -> list[Step]:
@@ -113,7 +122,7 @@ def explain_text(decision: Decision) -> str:
 
 
 def _step_lines(step: Step) -> list[str]:
-    lines = [f"  {step.verdict}: {step.message}", f"    {step.rule.location}: {step.rule.text}"]
+    lines = [f"  {step.verdict}: {step.message}", f"    {step.rule.location}: {step.rule.head}"]
     if step.values:
         lines.append(f"    read: {step.values}")
     return lines

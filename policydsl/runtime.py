@@ -10,6 +10,7 @@ instants and jump from boundary to boundary; nothing steps through minutes.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,14 @@ class RuleInfo:
     @property
     def location(self) -> str:
         return f"{self.file}:{self.line}"
+
+    @property
+    def head(self) -> str:
+        """The rule without its `because`/`cite` text (shown separately)."""
+        return _REASON_TAIL.split(self.text, maxsplit=1)[0]
+
+
+_REASON_TAIL = re.compile(r' (?:because|cite) "')
 
 
 @dataclass(frozen=True)
