@@ -49,6 +49,7 @@ CODES = {
     "W305": "window, limit or quiet period on actions no stage allows",
     "W306": "duplicate rule",
     "W307": "window wider than the baseline's",
+    "W308": "part of an included policy that does not carry over or reaches nothing",
 }
 
 @dataclass
@@ -120,13 +121,17 @@ class _Checker:
         policy = self.model.policy
         for source_file in _all_files(policy):
             self.model.sources[source_file.path] = source_file.source
-        for baseline, mapping in _baselines(policy):
+        baselines = list(_baselines(policy))
+        for baseline, mapping in baselines:
             self.declare(baseline, mapping, own=False)
         self.declare(policy, {}, own=True)
+        self.check_mappings(policy)
         self.check_schema()
         self.check_stages(policy)
+        for baseline, _ in baselines:
+            self.check_segments(baseline)
         self.check_segments(policy)
-        for baseline, mapping in _baselines(policy):
+        for baseline, mapping in baselines:
             for rule in baseline.rules:
                 if not isinstance(rule, n.Allow):
                     self.add_restriction(_mapped(rule, mapping))
@@ -140,6 +145,8 @@ class _Checker:
             self.add_rule(rule)
         self.model.allows.sort(key=lambda allow: allow.stage is None)
         self.check_unallowed_actions()
+        for baseline, _ in baselines:
+            self.check_dropped(baseline, _include_of(policy, baseline))
 
     def declare(self, source: n.PolicyFile, mapping: dict[str, tuple[str, ...]], own: bool) -> None:
         """Fields, actions, groups and events of one file into the model.
@@ -156,8 +163,11 @@ class _Checker:
             elif own and known.span.file == fld.span.file:
                 self.report("E106", f"field {fld.name!r} declared twice (first at {known.span.location})",
                             fld.span)
-            elif own:
-                model.fields[fld.name] = fld  # the includer may change a default
+            elif own and fld.default is not None and _default_text(known) != _default_text(fld):
+                self.report("E106", f"field {fld.name!r} comes from {known.span.file}; an including policy "
+                            "cannot change its default (that could loosen the baseline's rules)", fld.span)
+            elif own and fld.default is None:
+                model.fields[fld.name] = fld  # requiring a value only tightens the baseline
         plain_here: set[str] = set()
         for line in source.actions:
             for member in line.members:
@@ -184,6 +194,42 @@ class _Checker:
                     self.report("E106", f"{name!r} is declared both as an action and as an event", events.span)
                 elif name not in model.events:
                     model.events.append(name)
+
+    def check_mappings(self, policy: n.PolicyFile) -> None:
+        """`with { name = ours }`: the left names must be the baseline's, the
+        right ones the includer's; a typo would silently leave a baseline
+        rule reaching nothing."""
+        for include, included in zip(policy.includes, policy.included, strict=True):
+            theirs = _declared_names(included)
+            for mapping in include.mappings:
+                if mapping.name not in theirs:
+                    self.report("E102", f"{include.path} declares no action, group or event "
+                                f"{mapping.name!r}", mapping.span)
+                for target in mapping.targets:
+                    if target not in self.model.actions and target not in self.model.groups \
+                            and target not in self.model.events:
+                        self.report("E102", f"unknown action or group {target!r}", mapping.span)
+            self.check_mappings(included)
+
+    def check_dropped(self, baseline: n.PolicyFile, include: n.Include) -> None:
+        """What an include does not carry over, said at the include."""
+        for block in baseline.stage_blocks:
+            self.report("W308", f"stage block {block.name!r} of {baseline.path} is not carried over "
+                        "(only its top-level forbid, window, limit and quiet rules are)", include.span)
+        root = self.model.policy
+        reached = {member for line in root.actions for member in line.members} | _names_in_rules(root)
+        for allow in self.model.allows:
+            if allow.span.file == root.path:
+                reached.update(self.model.expand(allow.targets))
+        for line in baseline.actions:
+            for member in line.members:
+                restricted = any(not isinstance(rule, (n.Allow, n.Forbid)) and
+                                 member in self.model.expand(_mapped(rule, {}).targets)
+                                 for rule in baseline.rules)
+                if member in self.model.actions and restricted and member not in reached:
+                    self.report("W308", f"{member!r} of {baseline.path} is restricted there but maps to none of "
+                                f"this policy's actions: map it with `with {{ {member} = ... }}`",
+                                include.span)
 
     def check_schema(self) -> None:
         model = self.model
@@ -522,16 +568,60 @@ def _all_files(policy: n.PolicyFile) -> Iterator[n.PolicyFile]:
 
 
 def _baselines(policy: n.PolicyFile) -> Iterable[tuple[n.PolicyFile, dict[str, tuple[str, ...]]]]:
-    """Every included file (depth first, innermost first) with the names its
-    actions, groups and events stand for in the including policy, composed
-    through the include chain."""
+    """Every included file (depth first, innermost first, each file once even
+    when included twice) with the names its actions, groups and events stand
+    for in the including policy, composed through the include chain."""
+    seen: set[str] = set()
+    for baseline, resolution in _all_baselines(policy):
+        if baseline.path not in seen:
+            seen.add(baseline.path)
+            yield baseline, resolution
+
+
+def _all_baselines(policy: n.PolicyFile) -> Iterable[tuple[n.PolicyFile, dict[str, tuple[str, ...]]]]:
     for include, included in zip(policy.includes, policy.included, strict=True):
         mapping = {m.name: m.targets for m in include.mappings}
         resolution = _resolution(included, mapping)
-        for inner, inner_resolution in _baselines(included):
+        for inner, inner_resolution in _all_baselines(included):
             outer = mapping | resolution
             yield inner, {name: _apply_mapping(names, outer) for name, names in inner_resolution.items()}
         yield included, resolution
+
+
+def _include_of(policy: n.PolicyFile, baseline: n.PolicyFile) -> n.Include:
+    """The top-level include through which `baseline` arrives."""
+    for include, included in zip(policy.includes, policy.included, strict=True):
+        if baseline is included or any(baseline is inner for inner, _ in _all_baselines(included)):
+            return include
+    raise LookupError(baseline.path)
+
+
+def _declared_names(source: n.PolicyFile) -> set[str]:
+    """Actions, groups and events a file declares, its includes' too."""
+    names = {member for line in source.actions for member in line.members}
+    names.update(line.group for line in source.actions if line.group is not None)
+    names.update(name for events in source.events for name in events.names)
+    for included in source.included:
+        names.update(_declared_names(included))
+    return names
+
+
+def _names_in_rules(source: n.PolicyFile) -> set[str]:
+    rules = [*source.rules, *(rule for block in source.stage_blocks for rule in block.rules)]
+    names: set[str] = set()
+    for rule in rules:
+        for targets in (rule.targets, getattr(rule, "counted", None), getattr(rule, "after", None)):
+            if targets is not None:
+                names.update(targets.names)
+    return names
+
+
+def _default_text(fld: n.Field) -> str:
+    if fld.default is None:
+        return ""
+    if isinstance(fld.default, n.SetLiteral):
+        return repr(sorted(str(element.value) for element in fld.default.elements))
+    return repr(fld.default.value)
 
 
 def _resolution(source: n.PolicyFile, mapping: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:

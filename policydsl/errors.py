@@ -51,7 +51,8 @@ def excerpt(source: str, span: Span) -> str:
     column = span.column
     if len(line) > _EXCERPT_WIDTH:  # keep a long line readable around the caret
         start = max(0, min(column - _EXCERPT_WIDTH // 2, len(line) - _EXCERPT_WIDTH))
-        line = ("…" if start else "") + line[start:start + _EXCERPT_WIDTH] + "…"
+        cut_end = start + _EXCERPT_WIDTH < len(line)
+        line = ("…" if start else "") + line[start:start + _EXCERPT_WIDTH] + ("…" if cut_end else "")
         column = column - start + (1 if start else 0)
     gutter = f"{span.line:>4} | "
     width = 1
@@ -92,9 +93,14 @@ class AccountError(PolicyError):
         self.field = field
         self.value = value
         self.expected = expected
-        shown = "missing" if value is None else f"{value!r}"
+        shown = "missing" if value is None else _shorten(repr(value))
         super().__init__(f"field {field!r}: {shown}; expected {expected}")
 
 
 class HistoryError(PolicyError):
     """A contact-history record that cannot be read."""
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    """Bad values are echoed in errors; a 1 MB cell must not become a 1 MB message."""
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} characters)"

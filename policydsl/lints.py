@@ -188,7 +188,7 @@ def _constant_conditions(model: Model) -> Iterator[Diagnostic]:
     for segment in model.segments:
         result = truth(segment.condition, {}, numeric)
         if result is not Truth.UNKNOWN:
-            yield Diagnostic("W304", "warning", f"segment {segment.name} is {result.value}", segment.condition.span)
+            yield Diagnostic("W304", "warning", f"segment {segment.name!r} is {result.value}", segment.condition.span)
     for rule in [*model.allows, *model.restrictions]:
         condition = getattr(rule, "condition", None)
         if condition is None or not _own(model, rule):
@@ -258,11 +258,11 @@ def _unused_declarations(model: Model) -> Iterator[Diagnostic]:
     used = _referenced_names(model)
     for segment in model.segments:
         if segment.name not in used and _own(model, segment):
-            yield Diagnostic("W301", "warning", f"segment {segment.name} is not used by any rule "
+            yield Diagnostic("W301", "warning", f"segment {segment.name!r} is not used by any rule "
                              "(it is only reported in decisions)", segment.span)
     for line in model.policy.actions:
         if line.group is not None and line.group not in used:
-            yield Diagnostic("W302", "warning", f"group {line.group} is declared but no rule names it", line.span)
+            yield Diagnostic("W302", "warning", f"group {line.group!r} is declared but no rule names it", line.span)
 
 
 def _rules_on_unallowed_actions(model: Model) -> Iterator[Diagnostic]:

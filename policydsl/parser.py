@@ -216,7 +216,7 @@ class _ToNodes(Transformer):  # type: ignore[type-arg]
     def _text(self, meta: Any) -> str:
         """The rule as written, whitespace collapsed: what explanations quote."""
         raw = self.source[meta.start_pos:meta.end_pos]
-        raw = "\n".join(line.split("#", 1)[0] if '"' not in line else line for line in raw.splitlines())
+        raw = re.sub(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*', lambda m: "" if m.group().startswith("#") else m.group(), raw)
         return " ".join(raw.split())
 
     def _fail(self, token: Token, message: str) -> None:
@@ -313,6 +313,9 @@ class _ToNodes(Transformer):  # type: ignore[type-arg]
 
     def upto_range(self, meta: Any, children: list[int]) -> tuple[int | None, int | None]:
         return None, children[0]
+
+    def any_range(self, meta: Any, children: list[int]) -> tuple[int | None, int | None]:
+        return None, None
 
     def signed_int(self, meta: Any, children: list[Token | None]) -> int:
         sign, digits = children

@@ -425,6 +425,62 @@ def test_w307_window_wider_than_the_baseline(tmp_path: Path) -> None:
     load_policy(main)  # a warning only
 
 
+def test_w308_unmapped_baseline_channel_reaches_nothing(tmp_path: Path) -> None:
+    """Without `with`, the baseline's `voice` stays an action of its own and
+    its window reaches none of the strategy's actions: say so at the include."""
+    write(tmp_path / "base.policy", BASE)
+    source = 'policy "main" version "1"\ninclude "base.policy" with { message = sms }\n' \
+             "actions { call, sms }\nallow call, sms\n"
+    main = write(tmp_path / "main.policy", source)
+    _, found = check(load_text(source, str(main)))
+    (unmapped,) = [d for d in found if d.code == "W308"]
+    assert (unmapped.span.line, unmapped.span.column, unmapped.severity) == (2, 1, "warning")
+    assert "'voice'" in unmapped.message and "with { voice = ... }" in unmapped.message
+
+
+def test_w308_stage_blocks_of_a_baseline_do_not_carry_over(tmp_path: Path) -> None:
+    write(tmp_path / "base.policy", BASE.replace("allow all\n", "stages on dpd { a .. }\nstage a { allow all }\n")
+          .replace("    id : text\n", "    id : text\n    dpd : int = 0\n"))
+    source = 'policy "main" version "1"\ninclude "base.policy" with { voice = call  message = sms }\n' \
+             "actions { call, sms }\nallow call, sms\n"
+    main = write(tmp_path / "main.policy", source)
+    _, found = check(load_text(source, str(main)))
+    assert [d.code for d in found] == ["W308"]
+    assert "stage block 'a'" in found[0].message
+
+
+def test_mapping_names_must_exist_on_both_sides(tmp_path: Path) -> None:
+    write(tmp_path / "base.policy", BASE)
+    source = 'policy "main" version "1"\ninclude "base.policy" with { voise = call  message = smss }\n' \
+             "actions { call, sms }\nallow call, sms\n"
+    main = write(tmp_path / "main.policy", source)
+    _, found = check(load_text(source, str(main)))
+    errors = [(d.code, d.span.line, d.message) for d in found if d.severity == "error"]
+    assert ("E102", 2, "base.policy declares no action, group or event 'voise'") in errors
+    assert ("E102", 2, "unknown action or group 'smss'") in errors
+
+
+def test_an_includer_cannot_change_a_baseline_default(tmp_path: Path) -> None:
+    write(tmp_path / "base.policy", BASE)
+    source = 'policy "main" version "1"\ninclude "base.policy" with { voice = call  message = sms }\n' \
+             'account { id : text  tz : zone = "UTC" }\nactions { call, sms }\nallow call, sms\n'
+    main = write(tmp_path / "main.policy", source)
+    _, found = check(load_text(source, str(main)))
+    (changed,) = [d for d in found if d.code == "E106"]
+    assert "cannot change its default" in changed.message and changed.span.line == 3
+
+
+def test_a_baseline_included_twice_applies_once(tmp_path: Path) -> None:
+    write(tmp_path / "base.policy", BASE)
+    write(tmp_path / "mid.policy", 'policy "mid" version "1"\ninclude "base.policy"\n')
+    source = 'policy "main" version "1"\ninclude "base.policy" with { voice = call  message = sms }\n' \
+             'include "mid.policy" with { voice = call  message = sms }\nactions { call, sms }\nallow call, sms\n'
+    main = write(tmp_path / "main.policy", source)
+    policy = load_policy(main)
+    windows = [r for r in policy.model.restrictions if r.span.file.endswith("base.policy")]
+    assert len(windows) == 1
+
+
 def test_every_checker_code_has_a_test() -> None:
     tested = {name[5:9].upper() for name in globals()
               if name.startswith("test_") and name[5] in "ew" and name[6:9].isdigit()}
