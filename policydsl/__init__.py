@@ -14,34 +14,65 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Literal, overload
 
 from .checker import Model, check
 from .compiler import Policy
 from .errors import AccountError, Diagnostic, HistoryError, PolicyCheckError, PolicyError, PolicySyntaxError
 from .loader import load_file, load_text
+from .reference import ReferencePolicy
 from .runtime import Blocked, Contact, Decision, RuleInfo
 
 __all__ = [
     "AccountError", "Blocked", "Contact", "Decision", "Diagnostic", "HistoryError", "Policy",
-    "PolicyCheckError", "PolicyError", "PolicySyntaxError", "RuleInfo", "compile_policy", "load_policy",
+    "PolicyCheckError", "PolicyError", "PolicySyntaxError", "ReferencePolicy", "RuleInfo", "compile_policy",
+    "load_policy",
 ]
 
 __version__ = "0.1.0"
 
 
-def load_policy(path: str | os.PathLike[str], include_roots: Sequence[str | os.PathLike[str]] = ()) -> Policy:
-    """Read, check and compile the policy at `path` (and its includes)."""
-    return _compiled(check(load_file(path, include_roots)))
+Engine = Literal["compiled", "reference"]
+ENGINES: tuple[Engine, ...] = ("compiled", "reference")
 
 
+@overload
+def load_policy(path: str | os.PathLike[str], include_roots: Sequence[str | os.PathLike[str]] = (), *,
+                engine: Literal["compiled"] = "compiled") -> Policy: ...
+@overload
+def load_policy(path: str | os.PathLike[str], include_roots: Sequence[str | os.PathLike[str]] = (), *,
+                engine: Literal["reference"]) -> ReferencePolicy: ...
+@overload
+def load_policy(path: str | os.PathLike[str], include_roots: Sequence[str | os.PathLike[str]] = (), *,
+                engine: str) -> Policy | ReferencePolicy: ...
+def load_policy(path: str | os.PathLike[str], include_roots: Sequence[str | os.PathLike[str]] = (), *,
+                engine: str = "compiled") -> Policy | ReferencePolicy:
+    """Read, check and compile the policy at `path` (and its includes).
+    `engine="reference"` gives the tree-walking reference interpreter
+    (same decisions, much slower: for cross-checking)."""
+    return _compiled(check(load_file(path, include_roots)), engine)
+
+
+@overload
+def compile_policy(source: str, path: str = "<policy>", include_roots: Sequence[str | os.PathLike[str]] = (), *,
+                   engine: Literal["compiled"] = "compiled") -> Policy: ...
+@overload
+def compile_policy(source: str, path: str = "<policy>", include_roots: Sequence[str | os.PathLike[str]] = (), *,
+                   engine: Literal["reference"]) -> ReferencePolicy: ...
+@overload
+def compile_policy(source: str, path: str = "<policy>", include_roots: Sequence[str | os.PathLike[str]] = (), *,
+                   engine: str) -> Policy | ReferencePolicy: ...
 def compile_policy(source: str, path: str = "<policy>",
-                   include_roots: Sequence[str | os.PathLike[str]] = ()) -> Policy:
+                   include_roots: Sequence[str | os.PathLike[str]] = (), *,
+                   engine: str = "compiled") -> Policy | ReferencePolicy:
     """Check and compile policy text; includes resolve against `path`'s directory."""
-    return _compiled(check(load_text(source, path, include_roots)))
+    return _compiled(check(load_text(source, path, include_roots)), engine)
 
 
-def _compiled(checked: tuple[Model, list[Diagnostic]]) -> Policy:
+def _compiled(checked: tuple[Model, list[Diagnostic]], engine: str = "compiled") -> Policy | ReferencePolicy:
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}: expected one of {', '.join(ENGINES)}")
     model, diagnostics = checked
     if any(d.severity == "error" for d in diagnostics):
         raise PolicyCheckError(diagnostics, model.sources)
-    return Policy(model)
+    return ReferencePolicy(model) if engine == "reference" else Policy(model)

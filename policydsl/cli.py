@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import difflib
 import json
 import os
 import sys
@@ -23,12 +24,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
-from . import Policy, load_policy
+from . import ENGINES, Policy, ReferencePolicy, load_policy
 from .checker import check
 from .errors import Diagnostic, PolicyCheckError, PolicySyntaxError, excerpt
 from .explain import Step, explanation, overview
+from .formatter import FormatterError, format_source
+from .highlight import highlight, highlight_fragment
 from .io import (
     CSV_COLUMNS,
     AccountRow,
@@ -41,7 +45,7 @@ from .io import (
     read_accounts,
     read_history,
 )
-from .loader import load_file
+from .loader import load_file, read_source
 from .runtime import Blocked, Decision
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNUSABLE = 0, 1, 2
@@ -83,7 +87,17 @@ def _print_diagnostics(diagnostics: list[Diagnostic], sources: dict[str, str]) -
                       f"[{colour}]{diagnostic.severity}[{diagnostic.code}][/]: {escape(diagnostic.message)}")
         source = sources.get(span.file)
         if source:
-            console.print(escape(excerpt(source, span)))
+            console.print(_coloured_excerpt(excerpt(source, span), source, span.line))
+
+
+def _coloured_excerpt(text: str, source: str, line_number: int) -> Text:
+    """An `excerpt` with its source line highlighted (rich prints it plain
+    when standard error is not a terminal)."""
+    shown, newline, marker = text.partition("\n")
+    gutter, bar, code = shown.partition(" | ")
+    lines = source.splitlines()
+    line = lines[line_number - 1].expandtabs(1) if 1 <= line_number <= len(lines) else code
+    return Text.assemble(gutter + bar, highlight_fragment(code, line), newline + marker)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -110,16 +124,20 @@ def main() -> None:
 @click.option("--include-path", "include_paths", multiple=True, type=click.Path(file_okay=False),
               help="Another directory includes may read from.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
+@click.option("--engine", type=click.Choice(ENGINES), default="compiled", show_default=True,
+              help="reference: the slow tree-walking interpreter, for cross-checking (same decisions).")
 def run(policy_path: str, accounts_path: str, history_path: str | None, now_text: str | None,
         output_format: str, output_path: str | None, errors_path: str | None, include_paths: tuple[str, ...],
-        quiet: bool) -> None:
+        quiet: bool, engine: str) -> None:
     """Decide every account of ACCOUNTS under POLICY: one decision per row, in order."""
     now = _parse_now(now_text)
-    policy = _load(policy_path, include_paths)
+    policy: Policy | ReferencePolicy = _load(policy_path, include_paths)
+    if engine == "reference":
+        policy = ReferencePolicy(policy.model)
     started = time.perf_counter()
     try:
         history = read_history(history_path) if history_path else History()
-        rows = read_accounts(accounts_path, policy.required_fields())
+        rows = read_accounts(accounts_path, policy.required_fields(), set(policy.model.fields))
         first = next(rows, None)  # surfaces a missing column before any output is created
     except InputError as error:
         _stderr().print(f"[red]error:[/] {escape(str(error))}")
@@ -128,12 +146,16 @@ def run(policy_path: str, accounts_path: str, history_path: str | None, now_text
         _stderr().print(f"[yellow]history:[/] {escape(problem)}")
     stats = _RunStats()
     all_rows = _chain(first, rows)
-    with atomic_output(output_path) as out, _optional_output(errors_path) as rejected_handle:
-        rejected = RejectedRows(rejected_handle) if rejected_handle else None
-        decisions = _decide_rows(policy, all_rows, history, now, stats, rejected)
-        if not quiet and _stderr().is_terminal:
-            decisions = _with_progress(decisions, accounts_path)
-        _write(decisions, output_format, out)
+    try:
+        with atomic_output(output_path) as out, _optional_output(errors_path) as rejected_handle:
+            rejected = RejectedRows(rejected_handle, first.header if first else []) if rejected_handle else None
+            decisions = _decide_rows(policy, all_rows, history, now, stats, rejected)
+            if not quiet and _stderr().is_terminal:
+                decisions = _with_progress(decisions, accounts_path)
+            _write(decisions, output_format, out)
+    except InputError as error:  # an output file that cannot be created
+        _stderr().print(f"[red]error:[/] {escape(str(error))}")
+        sys.exit(EXIT_UNUSABLE)
     if not quiet:
         _print_summary(stats, history, time.perf_counter() - started)
     sys.exit(EXIT_PROBLEMS if stats.errors or history.problems else EXIT_OK)
@@ -153,7 +175,7 @@ class _RunStats:
         self.next_actions: Counter[str] = Counter()
 
 
-def _decide_rows(policy: Policy, rows: Iterator[AccountRow], history: History, now: dt.datetime,
+def _decide_rows(policy: Policy | ReferencePolicy, rows: Iterator[AccountRow], history: History, now: dt.datetime,
                  stats: _RunStats, rejected: RejectedRows | None) -> Iterator[Decision]:
     for row in rows:
         stats.rows += 1
@@ -168,10 +190,10 @@ def _decide_rows(policy: Policy, rows: Iterator[AccountRow], history: History, n
         yield decision
 
 
-def _decide_row(policy: Policy, row: AccountRow, history: History, now: dt.datetime) -> Decision:
+def _decide_row(policy: Policy | ReferencePolicy, row: AccountRow, history: History, now: dt.datetime) -> Decision:
     where = f"row {row.number} (line {row.line})"
     if row.values is None:
-        return policy.error_decision(None, row.problem or f"{where}: unreadable")
+        return policy.error_decision(row.account_id, row.problem or f"{where}: unreadable")
     account_id = row.account_id
     if account_id in history.broken:
         return policy.error_decision(account_id, f"{where}: contact history unreadable: {history.broken[account_id]}")
@@ -324,6 +346,85 @@ def check_command(paths: tuple[str, ...], output_format: str, strict: bool, incl
     sys.exit(EXIT_PROBLEMS if errors or (strict and warnings) else EXIT_OK)
 
 
+# ------------------------------------------------------------ fmt
+
+
+def _diff_lines(text: str) -> list[str]:
+    """Lines with their endings, split on newlines only (as the parser counts them)."""
+    lines = [line + "\n" for line in text.split("\n")]
+    lines[-1] = lines[-1][:-1]
+    return [line for line in lines if line]
+
+
+def _unified_diff(path: str, before: str, after: str) -> str:
+    out = []
+    for line in difflib.unified_diff(_diff_lines(before), _diff_lines(after), path, path):
+        out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+    return "".join(out)
+
+
+def _write_formatted(path: str, text: str) -> None:
+    """Replace the file atomically, through a symlink, keeping its permissions."""
+    target = os.path.realpath(path)
+    mode = os.stat(target).st_mode & 0o7777
+    with atomic_output(target) as out:
+        out.write(text)
+    os.chmod(target, mode)
+
+
+@main.command("fmt")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--check", "check_only", is_flag=True,
+              help="Write nothing; exit 1 and name the files that are not formatted.")
+@click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff of the changes; write nothing.")
+def fmt_command(paths: tuple[str, ...], check_only: bool, show_diff: bool) -> None:
+    """Rewrite policy files in the one canonical layout, comments kept
+    (directories: every *.policy inside)."""
+    files = _policy_files(paths)
+    if not files:
+        raise click.UsageError("no .policy files found in " + ", ".join(paths))
+    console = _stderr()
+    changed, failed = 0, 0
+    for path in files:
+        try:
+            source = read_source(path)
+            formatted = format_source(source, path)
+        except PolicySyntaxError as error:
+            _print_diagnostics([error.diagnostic], {error.span.file: error.source or ""})
+            failed += 1
+            continue
+        except FormatterError as error:
+            console.print(f"[red]error:[/] {escape(str(error))}")
+            failed += 1
+            continue
+        if formatted.encode("utf-8") == Path(path).read_bytes():
+            continue
+        changed += 1
+        if show_diff:
+            click.echo(_unified_diff(path, source, formatted), nl=False)
+        if check_only or show_diff:
+            if check_only:
+                console.print(f"would reformat {escape(path)}")
+            continue
+        try:
+            _write_formatted(path, formatted)
+        except (InputError, OSError) as error:
+            console.print(f"[red]error:[/] {escape(path)}: cannot write: {escape(str(error))}")
+            failed += 1
+            changed -= 1
+            continue
+        console.print(f"reformatted {escape(path)}")
+    verb = "would be reformatted" if check_only or show_diff else "reformatted"
+    unchanged = len(files) - changed - failed
+    summary = f"{changed} file(s) {verb}, {unchanged} unchanged"
+    if failed:
+        summary += f", {failed} could not be formatted"
+    console.print(f"[{'red' if failed else 'yellow' if changed else 'green'}]{summary}[/]")
+    if failed:
+        sys.exit(EXIT_UNUSABLE)
+    sys.exit(EXIT_PROBLEMS if check_only and changed else EXIT_OK)
+
+
 # ------------------------------------------------------------ explain
 
 
@@ -360,6 +461,9 @@ def explain(policy_path: str, accounts_path: str | None, account_pairs: tuple[st
         _stderr().print(f"[red]error:[/] {escape(str(error))}")
         sys.exit(EXIT_UNUSABLE)
     decision = policy.evaluate(account, history.for_account(account.get("id")), now=now)
+    if account.get("id") in history.broken:  # as in `run`: never decide on a partial history
+        decision = policy.error_decision(account.get("id"),
+                                         f"contact history unreadable: {history.broken[account['id']]}")
     console = Console(highlight=False)
     if decision.error:
         console.print(f"[red]account {escape(str(account.get('id')))} cannot be evaluated:[/] "
@@ -399,6 +503,6 @@ def _explanation_tree(policy: Policy, decision: Decision, now: dt.datetime) -> T
 
 def _add_step(parent: Tree, step: Step, colour: str) -> None:
     node = parent.add(f"[{colour}]{step.verdict}[/]: {escape(step.message)}")
-    node.add(f"[dim]{escape(step.rule.location)}[/]  [bold]{escape(step.rule.text)}[/]")
+    node.add(Text.assemble((step.rule.location, "dim"), "  ", highlight(step.rule.text)))
     if step.values:
         node.add(f"[dim]read:[/] {escape(step.values)}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import operator
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -360,6 +360,9 @@ class Policy:
 
     def _decide(self, values: dict[str, Any], history: Iterable[Contact], now: dt.datetime) -> Decision:
         zones: tuple[ZoneInfo, ...] = values[self.zone_field] if self.zone_field else (_UTC_ZONE,)
+        # Instants in UTC: with the same ZoneInfo on both sides Python adds and subtracts wall-clock
+        # time, so `now - 24 hours` on a DST day would not be 24 elapsed hours.
+        now = now.astimezone(dt.UTC)
         ctx = _Context(values, Clock(now, now.astimezone(zones[0])))
         stage = self._stage_of(values)
         segments = []
@@ -368,7 +371,8 @@ class Policy:
             ctx.segments[name] = member
             if member:
                 segments.append(name)
-        events = sorted((c for c in history if c.at <= now), key=lambda c: c.at, reverse=True)
+        events = sorted((replace(c, at=c.at.astimezone(dt.UTC)) for c in history if c.at <= now),
+                        key=lambda c: c.at, reverse=True)
         counters: dict[int, list[tuple[str, dt.datetime | None]]] = {}
         allowed: list[tuple[int, str]] = []
         allowed_by: dict[str, RuleInfo] = {}

@@ -18,7 +18,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -44,12 +44,14 @@ class AccountRow:
     values: dict[str, str] | None
     problem: str | None = None
     raw: list[str] = field(default_factory=list)
+    header: list[str] = field(default_factory=list)  # shared by all rows of a file
+    unread_id: str | None = None  # the id of a row that could not be read, if known
 
     @property
     def account_id(self) -> str | None:
         if self.values is not None:
             return self.values.get("id") or None
-        return None
+        return self.unread_id
 
 
 def _open_text(path: str) -> IO[str]:
@@ -63,26 +65,32 @@ def _open_text(path: str) -> IO[str]:
         raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
 
 
-def _bad_bytes(cells: list[str]) -> int | None:
-    for index, cell in enumerate(cells):
-        if any("\udc80" <= char <= "\udcff" for char in cell):
+def _bad_bytes(cells: list[str], columns: Iterable[int] | None = None) -> int | None:
+    """Index of the first cell (among `columns`) holding bytes that were not
+    UTF-8; ASCII cells, the usual case, are skipped without a scan."""
+    for index in range(len(cells)) if columns is None else columns:
+        cell = cells[index]
+        if not cell.isascii() and any("\udc80" <= char <= "\udcff" for char in cell):
             return index
     return None
 
 
-def read_accounts(path: str, required: set[str]) -> Iterator[AccountRow]:
+def read_accounts(path: str, required: set[str], fields: set[str] | None = None) -> Iterator[AccountRow]:
     """Rows of an accounts CSV. Raises InputError when the header lacks a
-    column the policy needs (every row would fail the same way)."""
+    column the policy needs (every row would fail the same way). Only the
+    columns in `fields` (default: all) are checked for bytes that are not
+    UTF-8, since the others are ignored."""
     handle = _open_text(path)
     with handle:
         reader = csv.reader(handle)
         try:
             header = next(reader)
         except StopIteration:
-            return
+            raise InputError(f"{path}: empty file: no header row") from None
         except csv.Error as exc:
             raise InputError(f"{path}: header cannot be read: {exc}") from None
-        header = [name.strip() for name in header]
+        header = [_printable(name.strip()) for name in header]
+        checked = [i for i, name in enumerate(header) if fields is None or name in fields]
         missing = sorted(required - set(header))
         if missing:
             raise InputError(f"{path}: missing column(s) {', '.join(missing)} (the policy has no default for them)")
@@ -102,18 +110,29 @@ def read_accounts(path: str, required: set[str]) -> Iterator[AccountRow]:
                 line = reader.line_num + 1
                 continue  # a blank line holds no account
             number += 1
-            yield _account_row(number, line, header, cells)
+            yield _account_row(number, line, header, cells, checked)
             line = reader.line_num + 1
 
 
-def _account_row(number: int, line: int, header: list[str], cells: list[str]) -> AccountRow:
+def _account_row(number: int, line: int, header: list[str], cells: list[str], checked: list[int]) -> AccountRow:
     where = f"row {number} (line {line})"
     if len(cells) != len(header):
-        return AccountRow(number, line, None, f"{where}: expected {len(header)} fields, found {len(cells)}", cells)
-    bad = _bad_bytes(cells)
+        return AccountRow(number, line, None, f"{where}: expected {len(header)} fields, found {len(cells)}", cells,
+                          header, _guess_id(header, cells))
+    bad = _bad_bytes(cells, checked)
     if bad is not None:
-        return AccountRow(number, line, None, f"{where}: field {header[bad]!r}: bytes that are not UTF-8", cells)
-    return AccountRow(number, line, dict(zip(header, cells, strict=True)), None, cells)
+        return AccountRow(number, line, None, f"{where}: field {header[bad]!r}: bytes that are not UTF-8", cells,
+                          header, _guess_id(header, cells))
+    return AccountRow(number, line, dict(zip(header, cells, strict=True)), None, cells, header)
+
+
+def _guess_id(header: list[str], cells: list[str]) -> str | None:
+    """The id of a row that cannot be read, when its id cell is still plain."""
+    if "id" in header and header.index("id") < len(cells):
+        value = cells[header.index("id")].strip()
+        if value and value.isprintable() and _bad_bytes([value]) is None:
+            return value
+    return None
 
 
 @dataclass
@@ -137,7 +156,7 @@ def read_history(path: str) -> History:
         try:
             header = [name.strip() for name in next(reader)]
         except StopIteration:
-            return history
+            raise InputError(f"{path}: empty file: no header row (account_id,action,at,outcome)") from None
         except csv.Error as exc:
             raise InputError(f"{path}: header cannot be read: {exc}") from None
         missing = [name for name in HISTORY_COLUMNS[:3] if name not in header]
@@ -218,7 +237,10 @@ def atomic_output(path: str | None) -> Iterator[IO[str]]:
         sys.stdout.flush()
         return
     directory = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(prefix=".policy-", suffix=".tmp", dir=directory)
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=".policy-", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             yield handle
@@ -235,9 +257,11 @@ class RejectedRows:
     """`--errors FILE`: each rejected row verbatim, with its row number and
     reason, so it can be fixed and run again."""
 
-    def __init__(self, handle: IO[str]) -> None:
-        self.writer = csv.writer(handle)
-        self.writer.writerow(["row", "reason", "fields"])
+    def __init__(self, handle: IO[str], header: list[str]) -> None:
+        """The header repeats the input's after `row` and `reason`, so the
+        rejected rows can be fixed and run again as they are."""
+        self.writer = csv.writer(handle, lineterminator="\n")
+        self.writer.writerow(["row", "reason", *header])
 
     def add(self, row: AccountRow, reason: str) -> None:
         self.writer.writerow([row.number, reason, *(_printable(cell) for cell in row.raw)])

@@ -113,7 +113,9 @@ def read_datetime(value: Any) -> dt.datetime:
             parsed = None
     if parsed is None or parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValueProblem("an ISO-8601 instant with an offset, such as 2025-06-01T08:00:00+08:00")
-    return parsed
+    # In UTC: Python adds to and compares datetimes of one ZoneInfo by wall clock,
+    # so `paid_at + 24 hours` would not be 24 elapsed hours across a DST change.
+    return parsed.astimezone(dt.UTC)
 
 
 @lru_cache(maxsize=1024)

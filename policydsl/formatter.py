@@ -1,0 +1,687 @@
+"""`policy fmt`: one canonical layout for policy files, comments kept.
+
+The layout is printed from the syntax tree alone, so two files that parse to
+the same tree format to the same text (comments aside):
+
+- 4-space indentation inside blocks; one field, action line, stage range,
+  mapping or rule per line; the `:` of `account` fields and `actions` groups,
+  the `=` of include mappings and the bounds of `stages` ranges aligned;
+- a blank line between top-level sections; consecutive includes, segments
+  and top-level rules stay grouped as the author grouped them (a blank line
+  between two of them is kept, never more than one);
+- canonical spacing (`a >= 1`, `f(a, b)`, `{"a", "b"}`, `mon..fri`,
+  `08:00-21:00`) and the fewest parentheses that keep the tree;
+- a rule longer than MAX_WIDTH is broken: a `when` condition before each
+  `and`/`or` of its outermost operator (deeper for nested ones), the
+  clauses of `window`/`limit`/`quiet` and then `because`/`cite` onto
+  continuation lines indented one step more.
+
+Comments are then put back. An own-line comment goes before the line that
+holds the code that followed it in the source (inside a block: with the
+block's indentation, also before a closing brace); a trailing comment goes at
+the end of the line holding the code it followed, aligned with the other
+trailing comments of the same block. Source and output are matched token by
+token, so this holds whatever the source layout was. Blank lines between
+comment groups are kept (at most one). No comment is lost, duplicated or
+reordered, and `format_source` checks its own output: it must parse to the
+same tree (see `syntax_shape`) and hold the same comments, or FormatterError
+is raised and nothing is written.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import datetime as dt
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import lark
+
+from . import nodes as n
+from .errors import PolicyError
+from .parser import _lark, parse
+
+MAX_WIDTH = 100
+INDENT = 4
+_ALIGN_LIMIT = 80  # a line longer than this does not push its block's trailing comments right
+
+# A source scanner just precise enough to tell strings, comments and the other
+# tokens apart (it mirrors grammar.lark's terminals; whitespace separates).
+_TOKEN = re.compile(
+    r"""
+    (?P<string>"(?:[^"\\\n]|\\.)*")
+    | (?P<comment>\#[^\n]*)
+    | (?P<code>
+        [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2})?(?:Z|[+-][0-9]{2}:[0-9]{2})
+        | [0-9]{4}-[0-9]{2}-[0-9]{2}
+        | [0-9]{2}:[0-9]{2}
+        | [$¥€£][0-9]+(?:\.[0-9]+)?
+        | [0-9]+\.[0-9]+
+        | [0-9]+
+        | [A-Za-z_][A-Za-z0-9_]*
+        | \.\. | == | != | <= | >=
+        | [^ \t\f\r\n]
+    )
+    """,
+    re.VERBOSE,
+)
+_SPACE = re.compile(r"[ \t\f\r\n]*")
+_DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2})?(Z|[+-][0-9]{2}:[0-9]{2})")
+_MONEY = re.compile(r"([$¥€£])[0-9]+(\.[0-9]+)?")
+
+_RULE_NODES = (n.Allow, n.Forbid, n.Window, n.Limit, n.Quiet)
+_RULE_DATA = frozenset({"allow", "forbid", "window", "limit", "quiet"})
+# Top-level items of these kinds may follow one another without a blank line.
+_GROUPABLE = frozenset({"include", "segment", "rule"})
+
+
+class FormatterError(PolicyError):
+    """The formatter would have changed the meaning of a policy or lost a
+    comment (a bug in the formatter; the file is left alone)."""
+
+
+def format_source(source: str, path: str = "<policy>") -> str:
+    """The canonical text of a policy. Raises PolicySyntaxError for text that
+    does not parse (broken text is never formatted)."""
+    tree = parse(source, path)
+    code, comments = _scan(source)
+    outline = _lark().parse(source)  # block boundaries, which the nodes do not keep
+    printer = _Printer(tree, source, code, comments)
+    printer.print_file(outline)
+    text = _Placer(source, code, comments, printer.lines).render()
+    _verify(tree, comments, text, path)
+    return text
+
+
+def syntax_shape(node: Any) -> Any:
+    """A node as nested tuples without spans, rule `text`, file path and
+    source: two policies mean the same iff their shapes are equal."""
+    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+        skip = {"span", "text", "path", "source", "included"}
+        return (type(node).__name__, *(
+            (f.name, syntax_shape(getattr(node, f.name)))
+            for f in dataclasses.fields(node) if f.name not in skip
+        ))
+    if isinstance(node, (tuple, list)):
+        return tuple(syntax_shape(item) for item in node)
+    if isinstance(node, Decimal):  # Decimal("1.0") == Decimal("1"); keep the written digits apart
+        return ("Decimal", str(node))
+    return node
+
+
+def comment_texts(source: str) -> list[str]:
+    """The `#` comments of a policy text in order (outside strings), without
+    trailing whitespace."""
+    return [comment.text for comment in _scan(source)[1]]
+
+
+# ------------------------------------------------------------ scanning
+
+
+@dataclass(frozen=True)
+class _Token:
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class _Comment:
+    text: str  # without trailing whitespace
+    start: int
+    end: int
+    own_line: bool  # nothing but whitespace before it on its line
+
+
+def _scan(text: str) -> tuple[list[_Token], list[_Comment]]:
+    code: list[_Token] = []
+    comments: list[_Comment] = []
+    position = _SPACE.match(text, 0).end()  # type: ignore[union-attr]
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        assert match is not None  # the last alternative takes any other character
+        if match.lastgroup == "comment":
+            line_start = text.rfind("\n", 0, position) + 1
+            own_line = not text[line_start:position].strip(" \t\f\r")
+            comments.append(_Comment(match.group().rstrip(), position, match.end(), own_line))
+        else:
+            code.append(_Token(match.group(), position, match.end()))
+        position = _SPACE.match(text, match.end()).end()  # type: ignore[union-attr]
+    return code, comments
+
+
+# ------------------------------------------------------------ printing
+
+
+@dataclass
+class _Line:
+    """One output line of code. `blank`: whether a blank line must, may (when
+    the source had one) or never come before it; `kind`: an item, a
+    continuation of the item above, or a closing brace; `group`: the block
+    whose trailing comments are aligned together (None at top level)."""
+
+    indent: int
+    code: str
+    blank: str = "never"  # "never" | "may" | "must"
+    kind: str = "item"  # "item" | "cont" | "close"
+    group: int | None = None
+
+
+def _quote(text: str) -> str:
+    body = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    return f'"{body}"'
+
+
+def _decimal(value: Decimal) -> str:
+    text = format(value, "f")
+    return text if "." in text else text + ".0"
+
+
+def _hhmm(seconds: int) -> str:
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
+
+
+def _amount(amount: int, unit: str) -> str:
+    """`1 day`, `7 days`, `1 hour`, `3 hours` (unit is "days" or "hours")."""
+    return f"{amount} {unit[:-1] if amount == 1 else unit}"
+
+
+def _level(expr: n.Expr) -> int:
+    """Binding strength, loosest first: or < and < not < comparison and
+    membership < + - < * / < unary minus < atoms."""
+    if isinstance(expr, n.BoolOp):
+        return 1 if expr.op == "or" else 2
+    if isinstance(expr, n.Not):
+        return 3
+    if isinstance(expr, (n.Compare, n.Membership)):
+        return 4
+    if isinstance(expr, n.Arithmetic):
+        return 5 if expr.op in "+-" else 6
+    if isinstance(expr, n.Negate):
+        return 7
+    return 8
+
+
+def _targets(targets: n.Targets) -> str:
+    return "all" if targets.all else ", ".join(targets.names)
+
+
+class _Printer:
+    """The syntax tree as `_Line`s, comments left out."""
+
+    def __init__(self, tree: n.PolicyFile, source: str, code: list[_Token], comments: list[_Comment]) -> None:
+        self.tree = tree
+        self.source = source
+        self.braces = [token.start for token in code if token.text == "{"]
+        self.comment_starts = [comment.start for comment in comments]
+        self.lines: list[_Line] = []
+        self.groups = 0
+        self.line_starts = [0]
+        for index, char in enumerate(source):
+            if char == "\n":
+                self.line_starts.append(index + 1)
+
+    # -- helpers
+    def _emit(self, indent: int, code: str, blank: str = "never", kind: str = "item",
+              group: int | None = None) -> None:
+        self.lines.append(_Line(indent, code, blank, kind, group))
+
+    def _new_group(self) -> int:
+        self.groups += 1
+        return self.groups
+
+    def _span_text(self, span: n.Span) -> str:
+        start = self.line_starts[span.line - 1] + span.column - 1
+        end = self.line_starts[span.end_line - 1] + span.end_column - 1
+        return self.source[start:end]
+
+    def _inside(self, start: int, end: int) -> bool:
+        """Whether a comment sits between the braces of the item at
+        start..end (the first `{` in it is the block's own)."""
+        index = bisect.bisect_left(self.braces, start)
+        brace = self.braces[index] if index < len(self.braces) else end
+        first = bisect.bisect_left(self.comment_starts, brace)
+        return first < len(self.comment_starts) and self.comment_starts[first] < end
+
+    # -- the file
+    def print_file(self, outline: lark.Tree[lark.Token]) -> None:
+        tree = self.tree
+        queues: dict[str, Iterator[Any]] = {
+            "include": iter(tree.includes), "events": iter(tree.events), "stages": iter(tree.stages),
+            "segment": iter(tree.segments), "stage_block": iter(tree.stage_blocks), "rule": iter(tree.rules),
+        }
+        fields, actions = iter(tree.fields), iter(tree.actions)
+        previous: str | None = None
+        for child in outline.children:
+            if not isinstance(child, lark.Tree):  # pragma: no cover - `start` holds only trees
+                continue
+            data = str(child.data)
+            kind = "rule" if data in _RULE_DATA else data
+            if previous is None:
+                blank = "never"
+            elif kind == previous and kind in _GROUPABLE:
+                blank = "may"
+            else:
+                blank = "must"
+            previous = kind
+            inside = self._inside(child.meta.start_pos, child.meta.end_pos)
+            if kind == "header":
+                header = tree.header
+                self._emit(0, f"policy {_quote(header.name)} version {_quote(header.version)}", blank)
+            elif kind == "account":
+                self._account([next(fields) for _ in child.children], blank, inside)
+            elif kind == "actions":
+                self._actions([next(actions) for _ in child.children], blank, inside)
+            elif kind == "rule":
+                self._rule(next(queues[kind]), 0, blank)
+            elif kind in queues:
+                getattr(self, "_" + kind)(next(queues[kind]), blank, inside)
+            else:  # pragma: no cover - a grammar item this formatter does not know
+                raise FormatterError(f"cannot format a {data!r} item")
+        leftovers = [name for name, queue in {**queues, "fields": fields, "actions": actions}.items()
+                     if next(queue, None) is not None]
+        if leftovers:  # pragma: no cover - parser and outline disagree
+            raise FormatterError(f"syntax tree and outline disagree on {', '.join(leftovers)}")
+
+    def _block(self, opening: str, blank: str, rows: list[str], keep_open: bool) -> None:
+        """`opening {` rows `}`; an empty block is `opening {}` unless comments
+        sit inside it, which then stay inside."""
+        if not rows and not keep_open:
+            self._emit(0, opening + " {}", blank)
+            return
+        self._emit(0, opening + " {", blank)
+        group = self._new_group()
+        for index, row in enumerate(rows):
+            self._emit(INDENT, row, "may" if index else "never", group=group)
+        self._emit(0, "}", kind="close")
+
+    def _include(self, include: n.Include, blank: str, inside: bool) -> None:
+        head = f"include {_quote(include.path)}"
+        if not include.mappings:
+            self._emit(0, head, blank)
+            return
+        width = max(len(mapping.name) for mapping in include.mappings)
+        rows = [f"{m.name.ljust(width)} = {', '.join(m.targets)}" for m in include.mappings]
+        self._block(head + " with", blank, rows, False)
+
+    def _account(self, fields: list[n.Field], blank: str, keep_open: bool) -> None:
+        width = max((len(field.name) for field in fields), default=0)
+        rows = []
+        for field in fields:
+            row = f"{field.name.ljust(width)} : {field.type}"
+            if field.default is not None:
+                row += f" = {self._const(field.default)}"
+            rows.append(row)
+        self._block("account", blank, rows, keep_open)
+
+    def _actions(self, groups: list[n.ActionGroup], blank: str, keep_open: bool) -> None:
+        width = max((len(group.group) for group in groups if group.group), default=0)
+        rows = [f"{group.group.ljust(width)} : {', '.join(group.members)}" if group.group
+                else ", ".join(group.members) for group in groups]
+        self._block("actions", blank, rows, keep_open)
+
+    def _events(self, events: n.Events, blank: str, inside: bool) -> None:
+        self._emit(0, f"events {{ {', '.join(events.names)} }}", blank)
+
+    def _stages(self, stages: n.Stages, blank: str, inside: bool) -> None:
+        ranges = stages.ranges
+        name_width = max((len(r.name) for r in ranges), default=0)
+        low_width = max((len(str(r.low)) for r in ranges if r.low is not None), default=0)
+        rows = []
+        for stage_range in ranges:
+            parts = [stage_range.name.ljust(name_width)]
+            if low_width:
+                parts.append("" if stage_range.low is None else str(stage_range.low))
+                parts[-1] = parts[-1].rjust(low_width)
+            parts.append("..")
+            if stage_range.high is not None:
+                parts.append(str(stage_range.high))
+            rows.append(" ".join(parts))
+        self._block(f"stages on {stages.field}", blank, rows, inside)
+
+    def _segment(self, segment: n.Segment, blank: str, inside: bool) -> None:
+        self._rule_lines(0, f"segment {segment.name}", segment.condition, [], [], blank, None)
+
+    def _stage_block(self, block: n.StageBlock, blank: str, inside: bool) -> None:
+        if not block.rules and not inside:
+            self._emit(0, f"stage {block.name} {{}}", blank)
+            return
+        self._emit(0, f"stage {block.name} {{", blank)
+        group = self._new_group()
+        for index, rule in enumerate(block.rules):
+            self._rule(rule, INDENT, "may" if index else "never", group)
+        self._emit(0, "}", kind="close")
+
+    # -- rules
+    def _rule(self, rule: n.Rule, indent: int = 0, blank: str = "never", group: int | None = None) -> None:
+        targets = _targets(rule.targets)
+        if isinstance(rule, n.Allow):
+            self._rule_lines(indent, f"allow {targets}", rule.condition, [], [], blank, group)
+        elif isinstance(rule, n.Forbid):
+            self._rule_lines(indent, f"forbid {targets}", rule.condition, [], self._reason(rule.reason),
+                             blank, group)
+        elif isinstance(rule, n.Window):
+            head = f"window {targets} {', '.join(str(r) for r in rule.ranges)}"
+            clauses = []
+            if rule.days:
+                days = ", ".join(d.first if d.first == d.last else f"{d.first}..{d.last}" for d in rule.days)
+                clauses.append(f"on {days}")
+            if rule.holidays is not None:
+                calendar = rule.holidays
+                name = calendar.name if isinstance(calendar, n.Ref) else _quote(str(calendar.value))
+                clauses.append(f"except holidays {name}")
+            self._rule_lines(indent, head, None, clauses, self._reason(rule.reason), blank, group)
+        elif isinstance(rule, n.Limit):
+            period = rule.period
+            per = period.unit[:-1] if period.amount == 1 else _amount(period.amount, period.unit)
+            clauses = []
+            if rule.counted is not None:
+                clauses.append(f"of {_targets(rule.counted)}")
+            if rule.outcomes is not None:
+                negation = "not " if rule.exclude else ""
+                clauses.append(f"where outcome {negation}in {{{', '.join(_quote(o) for o in rule.outcomes)}}}")
+            self._rule_lines(indent, f"limit {targets} {rule.count} per {per}", None, clauses,
+                             self._reason(rule.reason), blank, group)
+        else:
+            after = ", ".join(_quote(outcome) for outcome in rule.outcomes)
+            self._rule_lines(indent, f"quiet {targets} for {_amount(rule.period.amount, rule.period.unit)}", None,
+                             [f"after {after} on {_targets(rule.after)}"], self._reason(rule.reason), blank, group)
+
+    def _reason(self, reason: n.Reason) -> list[str]:
+        parts = []
+        if reason.because is not None:
+            parts.append(f"because {_quote(reason.because)}")
+        if reason.cite is not None:
+            parts.append(f"cite {_quote(reason.cite)}")
+        return parts
+
+    def _rule_lines(self, indent: int, head: str, condition: n.Expr | None, clauses: list[str],
+                    reasons: list[str], blank: str, group: int | None) -> None:
+        """One line if it fits; else the condition or the clauses broken,
+        then each reason part on a continuation line."""
+        first = head if condition is None else f"{head} when {self._expr(condition)}"
+        single = " ".join([first, *clauses, *reasons])
+        more = indent + INDENT
+        lines: list[tuple[int, str]]
+        if indent + len(single) <= MAX_WIDTH:
+            lines = [(indent, single)]
+        else:
+            if condition is not None:
+                lines = self._condition(indent, f"{head} when ", condition, more)
+            elif indent + len(" ".join([first, *clauses])) <= MAX_WIDTH:
+                lines = [(indent, " ".join([first, *clauses]))]
+            else:
+                lines = [(indent, first), *((more, clause) for clause in clauses)]
+            lines.extend((more, reason) for reason in reasons)
+        for index, (line_indent, code) in enumerate(lines):
+            if index == 0:
+                self._emit(line_indent, code, blank, group=group)
+            else:
+                self._emit(line_indent, code, kind="cont", group=group)
+
+    def _condition(self, indent: int, prefix: str, expr: n.Expr, more: int) -> list[tuple[int, str]]:
+        """`prefix expr`, broken before each operand of an outermost and/or
+        that does not fit; a nested unbracketed `and` breaks one step deeper."""
+        flat = prefix + self._expr(expr)
+        if indent + len(flat) <= MAX_WIDTH or not isinstance(expr, n.BoolOp):
+            return [(indent, flat)]
+        level = _level(expr)
+        lines: list[tuple[int, str]] = []
+        for index, operand in enumerate(expr.operands):
+            head, at = (prefix, indent) if index == 0 else (f"{expr.op} ", more)
+            if isinstance(operand, n.BoolOp) and _level(operand) > level:
+                lines.extend(self._condition(at, head, operand, more + INDENT))
+            else:
+                lines.append((at, head + self._wrap(operand, level + 1)))
+        return lines
+
+    # -- expressions
+    def _wrap(self, expr: n.Expr, level: int) -> str:
+        text = self._expr(expr)
+        return f"({text})" if _level(expr) < level else text
+
+    def _expr(self, expr: n.Expr) -> str:
+        if isinstance(expr, n.BoolOp):
+            level = _level(expr)
+            return f" {expr.op} ".join(self._wrap(operand, level + 1) for operand in expr.operands)
+        if isinstance(expr, n.Not):
+            return f"not {self._wrap(expr.operand, 3)}"
+        if isinstance(expr, n.Compare):
+            return f"{self._wrap(expr.left, 5)} {expr.op} {self._wrap(expr.right, 5)}"
+        if isinstance(expr, n.Membership):
+            operator = "not in" if expr.negated else "in"
+            return f"{self._wrap(expr.item, 5)} {operator} {self._wrap(expr.container, 5)}"
+        if isinstance(expr, n.Arithmetic):
+            level = _level(expr)
+            return f"{self._wrap(expr.left, level)} {expr.op} {self._wrap(expr.right, level + 1)}"
+        if isinstance(expr, n.Negate):
+            return f"-{self._wrap(expr.operand, 7)}"
+        if isinstance(expr, n.Call):
+            return f"{expr.name}({', '.join(self._expr(arg) for arg in expr.args)})"
+        if isinstance(expr, n.Ref):
+            return expr.name
+        if isinstance(expr, n.ActionRef):
+            return "action"
+        if isinstance(expr, n.NowRef):
+            return "now"
+        return self._const(expr)
+
+    def _const(self, const: n.Literal | n.SetLiteral) -> str:
+        if isinstance(const, n.SetLiteral):
+            return "{" + ", ".join(self._const(element) for element in const.elements) + "}"
+        kind, value = const.kind, const.value
+        if kind == "text":
+            return _quote(str(value))
+        if kind == "bool":
+            return "true" if value else "false"
+        if kind == "number" and isinstance(value, Decimal):
+            return _decimal(value)
+        if kind == "money" and isinstance(value, Decimal):
+            # the node keeps the amount only; the currency symbol is in the source
+            match = _MONEY.match(self._span_text(const.span))
+            if match is None:  # pragma: no cover - a money literal's span starts with its symbol
+                raise FormatterError(f"cannot find the currency of the amount at {const.span.location}")
+            return match.group(1) + format(value, "f")
+        if kind == "datetime" and isinstance(value, dt.datetime):
+            written = self._span_text(const.span)
+            return written if _DATETIME.fullmatch(written) else value.isoformat()
+        if kind == "date" and isinstance(value, dt.date):
+            return value.isoformat()
+        if kind == "time" and isinstance(value, int):
+            return _hhmm(value)
+        if kind == "duration" and isinstance(value, dt.timedelta):
+            hours = int(value.total_seconds()) // 3600
+            if self._span_text(const.span).rstrip().endswith(("day", "days")):
+                return _amount(hours // 24, "days")
+            return _amount(hours, "hours")
+        if kind in ("int", "enum"):
+            return str(value)
+        raise FormatterError(f"cannot format a {kind} literal")  # pragma: no cover
+
+
+# ------------------------------------------------------------ comments
+
+
+class _Placer:
+    """Puts the source's comments back into the printed lines."""
+
+    def __init__(self, source: str, code: list[_Token], comments: list[_Comment], lines: list[_Line]) -> None:
+        self.source = source
+        self.code = code
+        self.comments = comments
+        self.lines = lines
+        self.out_line: list[int] = []  # output token -> its line
+        out_texts: list[str] = []
+        for index, line in enumerate(lines):
+            for token in _scan(line.code)[0]:
+                out_texts.append(token.text)
+                self.out_line.append(index)
+        self._match([token.text for token in code], out_texts)
+        # every element (code token or comment) in source order, for blank-line lookups
+        self.elements = sorted([(t.start, t.end) for t in code] + [(c.start, c.end) for c in comments])
+        self.element_starts = [start for start, _ in self.elements]
+
+    def _match(self, source: list[str], output: list[str]) -> None:
+        """forward[k]/back[k]: the output token source token k maps to, or the
+        next/previous one when it was dropped (e.g. a redundant bracket);
+        inverse[j]: the source token of output token j, if any."""
+        self.forward = [0] * len(source)
+        self.back = [0] * len(source)
+        self.inverse: list[int | None] = [None] * len(output)
+        for tag, i1, i2, j1, j2 in _align(source, output):
+            if tag in ("equal", "replace"):
+                for k in range(i1, i2):
+                    self.forward[k] = self.back[k] = j1 + min(k - i1, j2 - j1 - 1)
+                for j in range(j1, j2):
+                    self.inverse[j] = i1 + min(j - j1, i2 - i1 - 1)
+            elif tag == "delete":
+                for k in range(i1, i2):
+                    self.forward[k], self.back[k] = j1, j1 - 1
+
+    def _blank_before(self, position: int) -> bool:
+        """Whether a blank line separates the element starting at `position`
+        from the element before it in the source."""
+        index = bisect.bisect_left(self.element_starts, position)
+        if not index:
+            return False
+        return self.source.count("\n", self.elements[index - 1][1], position) >= 2
+
+    def _slots(self) -> list[int]:
+        """Where each comment goes: 2*L = on its own line before output line
+        L (2*len(lines) = at the end), 2*L+1 = at the end of line L; kept in
+        source order, one trailing comment per line."""
+        end = 2 * len(self.lines)
+        starts = [token.start for token in self.code]
+        slots: list[int] = []
+        previous = 0
+        for comment in self.comments:
+            following = bisect.bisect_left(starts, comment.start)
+            if comment.own_line or following == 0:
+                if following == len(self.code) or self.forward[following] >= len(self.out_line):
+                    slot = end
+                else:
+                    slot = 2 * self.out_line[self.forward[following]]
+            else:
+                output = self.back[following - 1]
+                slot = 2 * self.out_line[output] + 1 if output >= 0 else 0
+            slot = max(slot, previous)
+            if slot % 2 and slot == previous:  # that line has its trailing comment already
+                slot += 1
+            slots.append(slot)
+            previous = slot
+        return slots
+
+    def render(self) -> str:
+        slots = self._slots()
+        before: dict[int, list[_Comment]] = {}
+        trailing: dict[int, _Comment] = {}
+        for comment, slot in zip(self.comments, slots, strict=True):
+            if slot % 2:
+                trailing[slot // 2] = comment
+            else:
+                before.setdefault(slot // 2, []).append(comment)
+        columns = self._columns(trailing)
+        out: list[str] = []
+
+        def blank() -> None:
+            if out and out[-1]:
+                out.append("")
+
+        first_token = 0
+        for index, line in enumerate(self.lines):
+            count = len(_scan(line.code)[0])
+            anchor = self._anchor_gap(first_token, count)
+            first_token += count
+            group = before.get(index, [])
+            if group:
+                may = line.blank == "may" or line.kind == "close"
+                if line.blank == "must" or (may and self._blank_before(group[0].start)):
+                    blank()
+                indent = " " * (line.indent + (INDENT if line.kind == "close" else 0))
+                self._comment_lines(group, indent, out, blank)
+                if line.kind == "item" and anchor:
+                    blank()
+            elif line.blank == "must" or (line.blank == "may" and anchor):
+                blank()
+            text = " " * line.indent + line.code
+            after = trailing.get(index)
+            if after is not None:
+                column = columns.get(line.group) if line.group is not None else None
+                pad = column - len(text) if column is not None and len(text) <= _ALIGN_LIMIT else 2
+                text += " " * max(pad, 2) + after.text
+            out.append(text)
+        group = before.get(len(self.lines), [])
+        if group:
+            if self._blank_before(group[0].start):
+                blank()
+            self._comment_lines(group, "", out, blank)
+        return "\n".join(out) + "\n"
+
+    def _comment_lines(self, group: list[_Comment], indent: str, out: list[str], blank: Any) -> None:
+        for position, comment in enumerate(group):
+            if position and self._blank_before(comment.start):
+                blank()
+            out.append(indent + comment.text)
+
+    def _anchor_gap(self, first: int, count: int) -> bool:
+        """Whether the source had a blank line before the code of an output
+        line (before the first of its tokens that came from the source)."""
+        for j in range(first, first + count):
+            k = self.inverse[j]
+            if k is not None:
+                return self._blank_before(self.code[k].start)
+        return False
+
+    def _columns(self, trailing: dict[int, _Comment]) -> dict[int, int]:
+        """Per block, the column its trailing comments align to."""
+        widths: dict[int, int] = {}
+        for index in trailing:
+            line = self.lines[index]
+            width = line.indent + len(line.code)
+            if line.group is not None and width <= _ALIGN_LIMIT:
+                widths[line.group] = max(widths.get(line.group, 0), width)
+        return {group: width + 2 for group, width in widths.items()}
+
+
+def _align(source: list[str], output: list[str], window: int = 40) -> Iterator[tuple[str, int, int, int, int]]:
+    """difflib-style opcodes turning `source` into `output`, in linear time
+    for what the formatter does to a token stream: it only drops tokens
+    (redundant brackets, `1` of `per 1 day`, an empty `with {}`) and respells
+    a few (literals, `days`/`day`). At a mismatch the cheapest resync within
+    `window` tokens wins, dropping source tokens first."""
+    i = j = 0
+    while i < len(source) and j < len(output):
+        start_i, start_j = i, j
+        while i < len(source) and j < len(output) and source[i] == output[j]:
+            i, j = i + 1, j + 1
+        if i > start_i:
+            yield "equal", start_i, i, start_j, j
+        if i == len(source) or j == len(output):
+            break
+        skip = next(((a, cost - a) for cost in range(1, 2 * window + 1)
+                     for a in range(min(cost, window), max(-1, cost - window - 1), -1)
+                     if i + a < len(source) and j + cost - a < len(output)
+                     and source[i + a] == output[j + cost - a]), (1, 1))
+        a, b = skip
+        tag = "replace" if a and b else "delete" if a else "insert"
+        yield tag, i, i + a, j, j + b
+        i, j = i + a, j + b
+    if i < len(source):
+        yield "delete", i, len(source), j, j
+    elif j < len(output):
+        yield "insert", i, i, j, len(output)
+
+
+def _verify(tree: n.PolicyFile, comments: list[_Comment], text: str, path: str) -> None:
+    try:
+        again = parse(text, path)
+    except PolicyError as error:
+        raise FormatterError(f"{path}: the formatted text does not parse ({error}); file left unchanged") from None
+    if syntax_shape(again) != syntax_shape(tree):
+        raise FormatterError(f"{path}: formatting would change the policy's meaning; file left unchanged")
+    if comment_texts(text) != [comment.text for comment in comments]:
+        raise FormatterError(f"{path}: formatting would lose or reorder comments; file left unchanged")
