@@ -506,3 +506,120 @@ def _add_step(parent: Tree, step: Step, colour: str) -> None:
     node.add(Text.assemble((step.rule.location, "dim"), "  ", highlight(step.rule.text)))
     if step.values:
         node.add(f"[dim]read:[/] {escape(step.values)}")
+
+
+# ------------------------------------------------------------ test
+
+
+@main.command("test")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--coverage", "show_coverage", is_flag=True,
+              help="Report the rules, stages, segments and condition operands the cases exercised.")
+@click.option("--fail-under", type=click.FloatRange(0, 100), metavar="PERCENT",
+              help="Exit 1 when a policy's coverage is below PERCENT (measures coverage; --coverage shows the table).")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False),
+              help="Also write the results as JUnit XML to this file (atomically).")
+@click.option("--include-path", "include_paths", multiple=True, type=click.Path(file_okay=False),
+              help="Another directory the policies' includes may read from.")
+def test_command(paths: tuple[str, ...], show_coverage: bool, fail_under: float | None, junit_path: str | None,
+                 include_paths: tuple[str, ...]) -> None:
+    """Run policy test files (YAML; directories: every *.test.yaml and *.test.yml inside)."""
+    from . import testing
+
+    files = testing.find_test_files(paths)
+    if not files:
+        raise click.UsageError("no *.test.yaml or *.test.yml files found in " + ", ".join(paths))
+    runner = testing.Runner(include_paths, coverage=show_coverage or fail_under is not None)
+    console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
+    started = time.perf_counter()
+    results = []
+    for path in files:
+        result = runner.run_path(path)
+        results.append(result)
+        _print_test_file(console, result)
+    elapsed = time.perf_counter() - started
+    passed = sum(len(result.results) - len(result.failed) for result in results)
+    failed = sum(len(result.failed) for result in results)
+    unusable = sum(result.error is not None for result in results)
+    under = []
+    for coverage in runner.coverage.values():
+        if show_coverage:
+            _print_coverage_table(console, coverage)
+        else:
+            console.print(f"coverage of {escape(coverage.model.policy.path)}: {coverage.summary()}")
+        if fail_under is not None and not coverage.meets(fail_under):
+            under.append(coverage)
+    summary = f"{passed} passed, {failed} failed"
+    if unusable:
+        summary += f", {unusable} test file(s) could not be used"
+    colour = "red" if failed or unusable else "green"
+    console.print(f"[{colour}]{summary}[/] ({len(files)} test file(s), {elapsed:.2f} s)")
+    for coverage in under:
+        console.print(f"[red]coverage of {escape(coverage.model.policy.path)} is {coverage.percent:.1f}%, "
+                      f"under --fail-under {fail_under:g}%[/]")
+    if junit_path is not None:
+        try:
+            with atomic_output(junit_path) as out:
+                out.write(testing.junit_xml(results, runner.coverage))
+        except (InputError, OSError) as error:
+            _stderr().print(f"[red]error:[/] {escape(str(error))}")
+            sys.exit(EXIT_UNUSABLE)
+    if unusable:
+        sys.exit(EXIT_UNUSABLE)
+    sys.exit(EXIT_PROBLEMS if failed or under else EXIT_OK)
+
+
+def _print_test_file(console: Console, result: Any) -> None:
+    """One line per case, under the file; failures with expected against
+    actual and the decision's explanation."""
+    from .testing import failure_text
+
+    target = f" [dim]→ {escape(result.policy_path)}[/]" if result.policy_path else ""
+    console.print(f"[bold]{escape(result.path)}[/]{target}")
+    if result.error is not None:
+        first, *rest = result.error.splitlines()
+        console.print(f"  [red]✘ cannot be used:[/] {escape(first)}")
+        for line in rest:
+            console.print("      " + escape(line))
+        return
+    for case_result in result.results:
+        if case_result.passed:
+            console.print(f"  [green]✔[/] {escape(case_result.case.name)}")
+            continue
+        console.print(f"  [red]✘ {escape(case_result.case.name)}[/] [dim](case {case_result.case.number})[/]")
+        for line in failure_text(case_result).splitlines():
+            console.print("      " + escape(line))
+
+
+def _print_coverage_table(console: Console, coverage: Any) -> None:
+    """Rules, stages and segments by line: exercised or not, and the
+    outcomes their conditions' operands were seen to take."""
+    from .runtime import RuleInfo
+
+    root = coverage.model.policy.path
+    base = os.path.dirname(root)
+    console.print(f"[bold]coverage of {escape(root)}[/]: {escape(coverage.summary())}")
+    table = Table(header_style="bold", show_lines=False)
+    table.add_column("line", justify="right", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    table.add_column("rule", overflow="fold", ratio=3)
+    table.add_column("exercised", overflow="fold", ratio=1)
+    table.add_column("conditions (each seen true and false)", overflow="fold", ratio=2)
+    shown_file = root
+    for row in coverage.rows:
+        item = row.item
+        if item.span.file != shown_file:  # rules of an included file, under its name
+            shown_file = item.span.file
+            table.add_section()
+            table.add_row("", "", f"[bold]{escape(os.path.relpath(shown_file, base or '.'))}[/] (included)", "", "")
+        line = str(item.span.line)
+        mark = "[green]✔[/]" if item.covered else "[red]✘[/]"
+        conditions = ""
+        if row.conditions:
+            done = sum(part.covered for part in row.conditions)
+            colour = "green" if done == len(row.conditions) else "red"
+            missing = [f"{escape(part.text)}: {part.status()}" for part in row.conditions if not part.covered]
+            conditions = f"[{colour}]{done}/{len(row.conditions)}[/]" + "".join(f"\n[red]✘[/] {m}" for m in missing)
+        text = RuleInfo(item.span.file, item.span.line, item.text).head if item.category == "rule" else item.text
+        table.add_row(line, item.label, escape(text), f"{mark} {escape(item.status())}", conditions)
+    console.print(table, soft_wrap=False)
