@@ -23,7 +23,9 @@ import click
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
+from rich import box
+from rich.columns import Columns
+from rich.table import Column, Table
 from rich.text import Text
 from rich.tree import Tree
 
@@ -157,7 +159,7 @@ def run(policy_path: str, accounts_path: str, history_path: str | None, now_text
         _stderr().print(f"[red]error:[/] {escape(str(error))}")
         sys.exit(EXIT_UNUSABLE)
     if not quiet:
-        _print_summary(stats, history, time.perf_counter() - started)
+        _print_summary(stats, history, time.perf_counter() - started, [s.name for s in policy.model.stages])
     sys.exit(EXIT_PROBLEMS if stats.errors or history.problems else EXIT_OK)
 
 
@@ -186,7 +188,7 @@ def _decide_rows(policy: Policy | ReferencePolicy, rows: Iterator[AccountRow], h
                 rejected.add(row, decision.error)
         else:
             stats.stages[decision.stage or "(no stage)"] += 1
-            stats.next_actions[decision.next_action or "(none)"] += 1
+            stats.next_actions[decision.next_action or "(nothing allowed now)"] += 1
         yield decision
 
 
@@ -268,28 +270,33 @@ class _optional_output:
             self.context.__exit__(*exc)
 
 
-def _print_summary(stats: _RunStats, history: History, elapsed: float) -> None:
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
+def _print_summary(stats: _RunStats, history: History, elapsed: float, stage_order: list[str]) -> None:
+    """The reconciliation first (rows read = decisions + error rows), then
+    where the portfolio stands: accounts by stage and by next action."""
     console = _stderr()
     decided = stats.rows - stats.errors
-    rate = stats.rows / elapsed if elapsed > 0 else 0.0
-    console.print(f"[bold]{stats.rows:,}[/] rows read = [green]{decided:,}[/] decisions + "
-                  f"[{'red' if stats.errors else 'green'}]{stats.errors:,}[/] error rows"
-                  f"  ({elapsed:.2f} s, {rate:,.0f} rows/s)")
+    errors = f"[{'red' if stats.errors else 'green'}]{_plural(stats.errors, 'error row')}[/]"
+    speed = f"  ({elapsed:.2f} s, {stats.rows / elapsed:,.0f} rows/s)" if elapsed >= 0.5 else ""
+    console.print(f"[bold]{_plural(stats.rows, 'row')} read[/] = [green]{_plural(decided, 'decision')}[/] "
+                  f"+ {errors}{speed}")
     if history.rows:
-        console.print(f"contact history: {history.rows:,} rows, {len(history.problems):,} unreadable")
-    if decided:
-        table = Table(title="decisions", header_style="bold")
-        table.add_column("stage")
-        table.add_column("accounts", justify="right")
-        table.add_column("next action")
-        table.add_column("accounts", justify="right")
-        stages = stats.stages.most_common()
-        actions = stats.next_actions.most_common()
-        for index in range(max(len(stages), len(actions))):
-            stage, stage_count = stages[index] if index < len(stages) else ("", "")
-            action, action_count = actions[index] if index < len(actions) else ("", "")
-            table.add_row(stage, str(stage_count), action, str(action_count))
-        console.print(table)
+        unreadable = len(history.problems)
+        console.print(f"contact history: {_plural(history.rows, 'row')}, "
+                      + (f"[red]{unreadable:,} unreadable[/]" if unreadable else "all readable"))
+    if not decided:
+        return
+    by_stage = Table("stage", Column("accounts", justify="right"), header_style="bold", box=box.SIMPLE)
+    ordered = [name for name in stage_order if name in stats.stages]
+    for stage in ordered + [name for name in stats.stages if name not in ordered]:
+        by_stage.add_row(stage, f"{stats.stages[stage]:,}")
+    by_action = Table("next action", Column("accounts", justify="right"), header_style="bold", box=box.SIMPLE)
+    for action, count in stats.next_actions.most_common():
+        by_action.add_row(action, f"{count:,}")
+    console.print(Columns([by_stage, by_action]))
 
 
 # ------------------------------------------------------------ check

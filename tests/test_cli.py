@@ -34,7 +34,7 @@ NOW = "2025-06-04T02:00:00Z"
 CONTRACT_KEYS = {"account_id", "stage", "segments", "allowed", "next_action", "blocked", "error"}
 BLOCKED_KEYS = {"action", "reason", "rule", "until"}
 CSV_HEADER = ["account_id", "stage", "segments", "allowed", "next_action", "blocked", "error"]
-SUMMARY = re.compile(r"([\d,]+) rows read = ([\d,]+) decisions? \+ ([\d,]+) error rows?")
+SUMMARY = re.compile(r"([\d,]+) rows? read = ([\d,]+) decisions? \+ ([\d,]+) error rows?")
 
 
 # ------------------------------------------------------------ helpers

@@ -99,7 +99,7 @@ def run(tmp_path: Path, policy: Path, accounts: bytes | str, history: bytes | st
         text = raw.decode("utf-8")  # always valid UTF-8, whatever came in
         decisions = [json.loads(line) for line in text.splitlines()]
         assert len(decisions) == records(accounts_path), "one decision per data row"
-        match = re.search(r"([\d,]+) rows read = ([\d,]+) decisions? \+ ([\d,]+) error rows?", result.stderr)
+        match = re.search(r"([\d,]+) rows? read = ([\d,]+) decisions? \+ ([\d,]+) error rows?", result.stderr)
         if match:
             read, decided, failed = (int(group.replace(",", "")) for group in match.groups())
             assert read == len(decisions) == decided + failed
