@@ -1,7 +1,9 @@
 """`policy fmt`: one canonical layout for policy files, comments kept.
 
-The layout is printed from the syntax tree alone, so two files that parse to
-the same tree format to the same text (comments aside):
+The layout is printed from the syntax tree (plus the block boundaries the
+tree does not keep), so two files that parse to the same tree format to the
+same text, except for comments and for the blank lines an author put between
+grouped items:
 
 - 4-space indentation inside blocks; one field, action line, stage range,
   mapping or rule per line; the `:` of `account` fields and `actions` groups,
@@ -73,7 +75,6 @@ _SPACE = re.compile(r"[ \t\f\r\n]*")
 _DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2})?(Z|[+-][0-9]{2}:[0-9]{2})")
 _MONEY = re.compile(r"([$¥€£])[0-9]+(\.[0-9]+)?")
 
-_RULE_NODES = (n.Allow, n.Forbid, n.Window, n.Limit, n.Quiet)
 _RULE_DATA = frozenset({"allow", "forbid", "window", "limit", "quiet"})
 # Top-level items of these kinds may follow one another without a blank line.
 _GROUPABLE = frozenset({"include", "segment", "rule"})
@@ -388,8 +389,9 @@ class _Printer:
                              self._reason(rule.reason), blank, group)
         else:
             after = ", ".join(_quote(outcome) for outcome in rule.outcomes)
-            self._rule_lines(indent, f"quiet {targets} for {_amount(rule.period.amount, rule.period.unit)}", None,
-                             [f"after {after} on {_targets(rule.after)}"], self._reason(rule.reason), blank, group)
+            head = f"quiet {targets} for {_amount(rule.period.amount, rule.period.unit)} after {after}"
+            self._rule_lines(indent, head, None, [f"on {_targets(rule.after)}"], self._reason(rule.reason),
+                             blank, group)
 
     def _reason(self, reason: n.Reason) -> list[str]:
         parts = []
@@ -423,20 +425,25 @@ class _Printer:
             else:
                 self._emit(line_indent, code, kind="cont", group=group)
 
-    def _condition(self, indent: int, prefix: str, expr: n.Expr, more: int) -> list[tuple[int, str]]:
-        """`prefix expr`, broken before each operand of an outermost and/or
-        that does not fit; a nested unbracketed `and` breaks one step deeper."""
-        flat = prefix + self._expr(expr)
+    def _condition(self, indent: int, prefix: str, expr: n.Expr, more: int, suffix: str = "") -> list[tuple[int, str]]:
+        """`prefix expr suffix`, broken before each operand of an outermost
+        and/or when it does not fit; a nested and/or breaks one step deeper
+        (inside its brackets when it needs them)."""
+        flat = prefix + self._expr(expr) + suffix
         if indent + len(flat) <= MAX_WIDTH or not isinstance(expr, n.BoolOp):
             return [(indent, flat)]
         level = _level(expr)
+        last = len(expr.operands) - 1
         lines: list[tuple[int, str]] = []
         for index, operand in enumerate(expr.operands):
             head, at = (prefix, indent) if index == 0 else (f"{expr.op} ", more)
-            if isinstance(operand, n.BoolOp) and _level(operand) > level:
-                lines.extend(self._condition(at, head, operand, more + INDENT))
+            tail = suffix if index == last else ""
+            if isinstance(operand, n.BoolOp) and _level(operand) > level:  # `and` in `or`: no brackets
+                lines.extend(self._condition(at, head, operand, more + INDENT, tail))
+            elif isinstance(operand, n.BoolOp):
+                lines.extend(self._condition(at, head + "(", operand, more + INDENT, ")" + tail))
             else:
-                lines.append((at, head + self._wrap(operand, level + 1)))
+                lines.append((at, head + self._wrap(operand, level + 1) + tail))
         return lines
 
     # -- expressions
@@ -515,11 +522,14 @@ class _Placer:
         self.comments = comments
         self.lines = lines
         self.out_line: list[int] = []  # output token -> its line
+        self.first_token: list[int] = []  # output line -> its first token
         out_texts: list[str] = []
         for index, line in enumerate(lines):
+            self.first_token.append(len(out_texts))
             for token in _scan(line.code)[0]:
                 out_texts.append(token.text)
                 self.out_line.append(index)
+        self.first_token.append(len(out_texts))
         self._match([token.text for token in code], out_texts)
         # every element (code token or comment) in source order, for blank-line lookups
         self.elements = sorted([(t.start, t.end) for t in code] + [(c.start, c.end) for c in comments])
@@ -591,11 +601,8 @@ class _Placer:
             if out and out[-1]:
                 out.append("")
 
-        first_token = 0
         for index, line in enumerate(self.lines):
-            count = len(_scan(line.code)[0])
-            anchor = self._anchor_gap(first_token, count)
-            first_token += count
+            anchor = self._anchor_gap(self.first_token[index], self.first_token[index + 1])
             group = before.get(index, [])
             if group:
                 may = line.blank == "may" or line.kind == "close"
@@ -627,10 +634,10 @@ class _Placer:
                 blank()
             out.append(indent + comment.text)
 
-    def _anchor_gap(self, first: int, count: int) -> bool:
+    def _anchor_gap(self, first: int, end: int) -> bool:
         """Whether the source had a blank line before the code of an output
-        line (before the first of its tokens that came from the source)."""
-        for j in range(first, first + count):
+        line (tokens first..end; before the first that came from the source)."""
+        for j in range(first, end):
             k = self.inverse[j]
             if k is not None:
                 return self._blank_before(self.code[k].start)

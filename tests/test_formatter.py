@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import policydsl
 from policydsl.cli import main
 from policydsl.errors import PolicySyntaxError
-from policydsl.formatter import MAX_WIDTH, comment_texts, format_source, syntax_shape
+from policydsl.formatter import comment_texts, format_source, syntax_shape
 from policydsl.parser import parse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,14 +32,19 @@ def fmt(source: str) -> str:
     return format_source(source, "t.policy")
 
 
+_FOUND: list[str] = []
+_COMMENT_PARSER = lark.Lark(
+    Path(policydsl.__file__).with_name("grammar.lark").read_text(encoding="utf-8"),
+    parser="lalr", lexer_callbacks={"COMMENT": lambda token: _FOUND.append(str(token))},
+)
+
+
 def lark_comments(source: str) -> list[str]:
     """The comments Lark's own lexer sees: an oracle independent of the
     formatter's scanner."""
-    found: list[str] = []
-    grammar = (Path(policydsl.__file__).with_name("grammar.lark")).read_text(encoding="utf-8")
-    parser = lark.Lark(grammar, parser="lalr", lexer_callbacks={"COMMENT": lambda t: found.append(str(t))})
-    parser.parse(source)
-    return [text.rstrip() for text in found]
+    _FOUND.clear()
+    _COMMENT_PARSER.parse(source)
+    return [text.rstrip() for text in _FOUND]
 
 
 def same_tree(before: str, after: str) -> bool:
@@ -148,7 +153,8 @@ def test_a_whole_policy_in_canonical_layout() -> None:
     ("days_since(d) > 007", "days_since(d) > 7"),
     ("score >= 0.50", "score >= 0.50"),
     ("b > $5.50 or b > €3 or b > £0.01 or b > ¥500", "b > $5.50 or b > €3 or b > £0.01 or b > ¥500"),
-    ("age > 1 days or age > 24 hours or age > 2 day or age > 1 hours", "age > 1 day or age > 24 hours or age > 2 days or age > 1 hour"),
+    ("age > 1 days or age > 24 hours or age > 2 day or age > 1 hours",
+     "age > 1 day or age > 24 hours or age > 2 days or age > 1 hour"),
     ('s == "say \\"hi\\" \\\\ # not a comment\\n\\x"', 's == "say \\"hi\\" \\\\ # not a comment\\nx"'),
     ("flag == true or flag == false", "flag == true or flag == false"),
     ("{} == {{1}}", "{} == {{1}}"),
@@ -196,6 +202,22 @@ def test_long_nested_and_breaks_one_step_deeper() -> None:
     ))
 
 
+def test_long_bracketed_operand_breaks_inside_its_brackets() -> None:
+    source = HEAD + (
+        'stage M1 { forbid agent_call, senior_agent_call when ("deceased" in flags or "bankruptcy" in flags '
+        'or "complaint_open" in flags) and balance > ¥500 because "x" }\n'
+    )
+    assert_formats(source, HEAD + "\n" + (
+        "stage M1 {\n"
+        '    forbid agent_call, senior_agent_call when ("deceased" in flags\n'
+        '            or "bankruptcy" in flags\n'
+        '            or "complaint_open" in flags)\n'
+        "        and balance > ¥500\n"
+        '        because "x"\n'
+        "}\n"
+    ))
+
+
 def test_because_and_cite_go_to_continuation_lines_only_when_too_long() -> None:
     short = 'forbid threaten because "no threats" cite "art. 16"\n'
     reason = "x" * 70
@@ -222,8 +244,8 @@ def test_long_window_limit_and_quiet_clauses_break() -> None:
         f"limit {names} 3 per 7 days\n"
         f"    of {names}\n"
         '    where outcome in {"connected"}\n'
-        f"quiet {names} for 2 days\n"
-        f'    after "promise_to_pay" on {names}\n'
+        f'quiet {names} for 2 days after "promise_to_pay"\n'
+        f"    on {names}\n"
     ))
 
 
@@ -316,7 +338,7 @@ def test_comments_inside_a_stage_block_and_an_empty_block() -> None:
         "\n"
         "stage M0 {\n"
         "    # the first rule\n"
-        "    allow sms                                  # trailing\n"
+        "    allow sms                          # trailing\n"
         '    limit sms 1 per day because "one"  # on the reason\n'
         "    # closing\n"
         "}\n"
@@ -326,7 +348,7 @@ def test_comments_inside_a_stage_block_and_an_empty_block() -> None:
         "}\n"
         "\n"
         "stage M2 {}\n"
-    ).replace("allow sms                                  #", "allow sms                          #"))
+    ))
 
 
 def test_comments_inside_a_joined_expression() -> None:
@@ -504,7 +526,7 @@ def literal(draw: st.DrawFn, depth: int = 0) -> Tokens:
     if depth > 1:
         return ["{", "}"]
     elements = draw(st.lists(const(depth + 1), max_size=3))
-    return ["{", *sum(([*element, ","] for element in elements), [])[:-1], "}"]
+    return ["{", *joined(elements, ","), "}"]
 
 
 @st.composite
@@ -715,26 +737,25 @@ def policy_text(draw: st.DrawFn) -> str:
     return lead + text + tail
 
 
-PROPERTY = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# A modest run by default (a few seconds); thousands of examples with `pytest -m slow`.
+PROPERTY = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SLOW_PROPERTY = settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@PROPERTY
-@given(policy_text())
-def test_formatting_is_idempotent_and_keeps_tree_and_comments(source: str) -> None:
+def check_idempotent_same_tree_same_comments(source: str) -> None:
     out = fmt(source)
     assert fmt(out) == out
     assert same_tree(source, out)
-    assert sorted(lark_comments(out)) == sorted(lark_comments(source))
-    assert lark_comments(out) == comment_texts(out)
+    comments = lark_comments(source)
+    assert lark_comments(out) == comments  # the same comments, in the same order
+    assert comment_texts(out) == comments
     assert out.endswith("\n") and not out.endswith("\n\n")
     assert "\n\n\n" not in out
     for line in out.split("\n"):
         assert line == line.rstrip(" \t"), "trailing whitespace"
 
 
-@PROPERTY
-@given(policy_text())
-def test_layout_does_not_depend_on_the_source_layout(source: str) -> None:
+def check_layout_independent_of_source_layout(source: str) -> None:
     """Without comments, the same code on one line or one token a line
     formats alike (spacing and line breaks are the formatter's alone)."""
 
@@ -747,3 +768,23 @@ def test_layout_does_not_depend_on_the_source_layout(source: str) -> None:
         return LEXEMES.sub(lambda m: m.group() if m.group().startswith('"') else whitespace, bare)
 
     assert fmt(respaced(" ")) == fmt(respaced("\n"))
+
+
+@PROPERTY
+@given(policy_text())
+def test_formatting_is_idempotent_and_keeps_tree_and_comments(source: str) -> None:
+    check_idempotent_same_tree_same_comments(source)
+
+
+@PROPERTY
+@given(policy_text())
+def test_layout_does_not_depend_on_the_source_layout(source: str) -> None:
+    check_layout_independent_of_source_layout(source)
+
+
+@pytest.mark.slow
+@SLOW_PROPERTY
+@given(policy_text())
+def test_formatting_properties_many_examples(source: str) -> None:
+    check_idempotent_same_tree_same_comments(source)
+    check_layout_independent_of_source_layout(source)
