@@ -97,7 +97,7 @@ def _coloured_excerpt(text: str, source: str, line_number: int) -> Text:
     when standard error is not a terminal)."""
     shown, newline, marker = text.partition("\n")
     gutter, bar, code = shown.partition(" | ")
-    lines = source.splitlines()
+    lines = source.split("\n")
     line = lines[line_number - 1].expandtabs(1) if 1 <= line_number <= len(lines) else code
     return Text.assemble(gutter + bar, highlight_fragment(code, line), newline + marker)
 

@@ -44,7 +44,7 @@ _EXCERPT_WIDTH = 100
 def excerpt(source: str, span: Span) -> str:
     """The source line of `span` with a caret under its first column (and
     tildes to its end when the span stays on that line)."""
-    lines = source.splitlines()
+    lines = source.split("\n")
     if not 1 <= span.line <= len(lines):
         return ""
     line = lines[span.line - 1].expandtabs(1)

@@ -242,6 +242,7 @@ def atomic_output(path: str | None) -> Iterator[IO[str]]:
     except OSError as exc:
         raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
     try:
+        os.chmod(temporary, _mode_for(path))
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             yield handle
             handle.flush()
@@ -251,6 +252,17 @@ def atomic_output(path: str | None) -> Iterator[IO[str]]:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+def _mode_for(path: str) -> int:
+    """The replaced file's permissions, or what a plain open() would give
+    (mkstemp's 0600 would make shared outputs unreadable)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 class RejectedRows:

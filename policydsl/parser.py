@@ -140,13 +140,13 @@ def _syntax_error(exc: UnexpectedInput, source: str, path: str) -> PolicySyntaxE
     expected = getattr(exc, "expected", None) or getattr(exc, "accepts", None) or set()
     if isinstance(exc, UnexpectedEOF):
         found = "end of file"
-        lines = source.splitlines() or [""]
+        lines = source.removesuffix("\n").split("\n")
         line, column = len(lines), len(lines[-1]) + 1
     else:
         token = exc.token  # type: ignore[attr-defined]
         found = "end of file" if token.type == "$END" else repr(str(token))
         if token.type == "$END":
-            lines = source.splitlines() or [""]
+            lines = source.removesuffix("\n").split("\n")
             line, column = len(lines), len(lines[-1]) + 1
     return _error(path, source, line, column, f"unexpected {found}; expected {_describe_expected(expected)}")
 
