@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import operator
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -166,13 +166,24 @@ def rule_info(rule: Any, reads: tuple[str, ...] = ()) -> RuleInfo:
 
 @dataclass(frozen=True)
 class _Condition:
-    """A compiled `when` (None: always) and the rule it belongs to."""
+    """A compiled `when` (None: always) and the rule it belongs to. A
+    condition that does not read `action` has one value per account, so it
+    is computed once per evaluation and remembered in `memo`."""
 
     test: Compiled | None
     info: RuleInfo
+    reads_action: bool = False
+    message: str = ""  # a forbid's reason, built once
 
-    def holds(self, ctx: _Context) -> bool:
-        return self.test is None or bool(self.test(ctx))
+    def holds(self, ctx: _Context, memo: dict[int, Any]) -> bool:
+        if self.test is None:
+            return True
+        if self.reads_action:
+            return bool(self.test(ctx))
+        key = id(self)
+        if key not in memo:
+            memo[key] = bool(self.test(ctx))
+        return memo[key]  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -212,6 +223,11 @@ class _ActionPlan:
     forbids: list[_Condition] = field(default_factory=list)
     windows: list[_Window] = field(default_factory=list)
     counters: list[_Counter] = field(default_factory=list)
+    not_allowed: _Reason | None = None  # why, when no allow admits the action
+
+
+# (kind, message, rule): a reason before its `until` is known
+_Reason = tuple[str, str, RuleInfo]
 
 
 @dataclass(frozen=True)
@@ -274,7 +290,7 @@ class Policy:
                 continue
             condition = _Condition(
                 compile_expr(allow.condition, model.fields) if allow.condition is not None else None,
-                rule_info(allow, names_read(allow.condition)))
+                rule_info(allow, names_read(allow.condition)), _reads_action(allow.condition))
             for action in model.expand_in_order(allow.targets):
                 plans[action].allows.append((priority, condition))
                 priority += 1
@@ -290,13 +306,18 @@ class Policy:
                     plan.counters.append(compiled)
                 else:
                     plan.forbids.append(compiled)
+        stage_of = {s.name: s for s in self._stages}
+        where = stage_of.get(stage) if self._stages else _Stage(None, None, None, None)
+        for action, plan in plans.items():
+            plan.not_allowed = self._not_allowed(action, plan, where)
         return plans
 
     def _restriction(self, rule: n.Restriction) -> _Condition | _Window | _Counter:
         model = self.model
         if isinstance(rule, n.Forbid):
             test = compile_expr(rule.condition, model.fields) if rule.condition is not None else None
-            return _Condition(test, rule_info(rule, names_read(rule.condition)))
+            info = rule_info(rule, names_read(rule.condition))
+            return _Condition(test, info, _reads_action(rule.condition), _with_reason("forbidden", info))
         if isinstance(rule, n.Window):
             weekdays = frozenset(range(7))
             if rule.days:
@@ -371,23 +392,24 @@ class Policy:
             ctx.segments[name] = member
             if member:
                 segments.append(name)
-        events = sorted((replace(c, at=c.at.astimezone(dt.UTC)) for c in history if c.at <= now),
-                        key=lambda c: c.at, reverse=True)
-        counters: dict[int, list[tuple[str, dt.datetime | None]]] = {}
+        events = sorted((c for c in history if c.at <= now), key=_time_of, reverse=True)
+        memo: dict[int, Any] = {}  # per-account results of rules that several actions share
         allowed: list[tuple[int, str]] = []
         allowed_by: dict[str, RuleInfo] = {}
         blocked: list[Blocked] = []
         for action, plan in self._plans[stage.name if stage else None].items():
             ctx.action = action
-            reasons, timed = self._judge(action, plan, stage, ctx, zones, events, counters, values)
+            admitted = next(((p, c) for p, c in plan.allows if c.holds(ctx, memo)), None)
+            reasons, windows, frees = self._judge(plan, admitted is None, ctx, zones, events, memo, values)
             if not reasons:
-                priority, condition = next((p, c) for p, c in plan.allows if c.holds(ctx))
-                allowed.append((priority, action))
-                allowed_by[action] = condition.info
+                assert admitted is not None
+                allowed.append((admitted[0], action))
+                allowed_by[action] = admitted[1].info
                 continue
-            until = next_allowed(now, timed) if all(r.kind not in ("not_allowed", "forbidden")
-                                                    for r in reasons) else None
-            blocked.extend(Blocked(action, r.kind, r.reason, r.rule, until) for r in reasons)
+            until = None
+            if all(kind not in ("not_allowed", "forbidden") for kind, _, _ in reasons):
+                until = next_allowed(now, _constraints(windows, zones, frees))
+            blocked.extend(Blocked(action, kind, message, info, until) for kind, message, info in reasons)
         evidence = Evidence(values, stage.info if stage else self._no_stage, self.stage_field, allowed_by,
                             self._segment_infos)
         return Decision(str(values["id"]) if "id" in values else None, stage.name if stage else None,
@@ -403,56 +425,61 @@ class Policy:
                 return stage
         return None
 
-    def _judge(self, action: str, plan: _ActionPlan, stage: _Stage | None, ctx: _Context,
-               zones: tuple[ZoneInfo, ...], events: list[Contact],
-               counters: dict[int, list[tuple[str, dt.datetime | None]]], values: dict[str, Any],
-               ) -> tuple[list[Blocked], list[Callable[[dt.datetime], dt.datetime | None]]]:
-        """Every reason `action` is blocked now, and the time constraints
-        that decide when it frees."""
+    def _judge(self, plan: _ActionPlan, unadmitted: bool, ctx: _Context, zones: tuple[ZoneInfo, ...],
+               events: list[Contact], memo: dict[int, Any], values: dict[str, Any],
+               ) -> tuple[list[_Reason], list[tuple[_Window, str | None]], list[dt.datetime]]:
+        """Every reason an action is blocked now (not admitted, then forbids,
+        windows, caps and quiet periods in rule order), plus what `until`
+        needs: its windows with their holiday country, and the instants its
+        caps and quiet periods free at."""
         now = ctx.clock.now
-        reasons: list[Blocked] = []
-        timed: list[Callable[[dt.datetime], dt.datetime | None]] = []
-        if not any(condition.holds(ctx) for _, condition in plan.allows):
-            reasons.append(self._not_allowed(action, plan, stage))
+        reasons: list[_Reason] = []
+        if unadmitted:
+            assert plan.not_allowed is not None
+            reasons.append(plan.not_allowed)
         for forbid in plan.forbids:
-            if forbid.holds(ctx):
-                reasons.append(Blocked(action, "forbidden", _with_reason("forbidden", forbid.info), forbid.info))
+            if forbid.holds(ctx, memo):
+                reasons.append(("forbidden", forbid.message, forbid.info))
+        windows: list[tuple[_Window, str | None]] = []
         for window in plan.windows:
-            country = window.country or (values[window.country_field] if window.country_field else None)
-            if country is not None and not known_country(str(country)):
-                raise AccountError(window.country_field or "country", country,
-                                   "a country code with a holiday calendar, such as CN or US")
-            outside = [zone for zone in zones if not window.spec.inside(now, zone, country)]
-            if outside:
-                reasons.append(Blocked(action, "window", self._window_message(window, outside, now, country),
-                                       window.info))
-            for zone in zones:
-                timed.append(_window_constraint(window.spec, zone, country))
+            key = id(window)
+            if key not in memo:
+                country = window.country or (values[window.country_field] if window.country_field else None)
+                if country is not None and not known_country(str(country)):
+                    raise AccountError(window.country_field or "country", country,
+                                       "a country code with a holiday calendar, such as CN or US")
+                outside = [zone for zone in zones if not window.spec.inside(now, zone, country)]
+                message = self._window_message(window, outside, now, country) if outside else ""
+                memo[key] = (country, message)
+            country, message = memo[key]
+            if message:
+                reasons.append(("window", message, window.info))
+            windows.append((window, country))
+        frees: list[dt.datetime] = []
         for counter in plan.counters:
             key = id(counter)
-            if key not in counters:
-                counters[key] = [_counter_status(counter, zone, events, now) for zone in zones]
-            statuses = counters[key]
-            frees = [free for _, free in statuses if free is not None]
-            if frees:
-                message = next(text for text, free in statuses if free is not None)
-                reasons.append(Blocked(action, counter.kind, _with_reason(message, counter.info), counter.info))
-                timed.append(_not_before(max(frees)))
-        return reasons, timed
+            if key not in memo:
+                memo[key] = _counter_block(counter, zones, events, now)
+            block = memo[key]
+            if block is not None:
+                message, free = block
+                reasons.append((counter.kind, message, counter.info))
+                frees.append(free)
+        return reasons, windows, frees
 
-    def _not_allowed(self, action: str, plan: _ActionPlan, stage: _Stage | None) -> Blocked:
+    def _not_allowed(self, action: str, plan: _ActionPlan, stage: _Stage | None) -> _Reason:
+        """Why no allow admits `action` in `stage`: fixed per stage, so worded
+        at compile time."""
         if plan.allows:
             info = plan.allows[0][1].info
             condition_text = info.text.split(" when ", 1)[-1]
-            return Blocked(action, "not_allowed", f"{action} is allowed only when {condition_text}", info)
+            return "not_allowed", f"{action} is allowed only when {condition_text}", info
         if stage is None:
-            return Blocked(action, "not_allowed", f"{self.stage_field} is in no stage, so nothing is allowed",
-                           self._no_stage)
+            return "not_allowed", f"{self.stage_field} is in no stage, so nothing is allowed", self._no_stage
         if stage.name is None or stage.info is None:
-            return Blocked(action, "not_allowed", f"no rule allows {action}", self._no_stage)
-        return Blocked(action, "not_allowed",
-                       f"{action} is not allowed in stage {stage.name} ({self.stage_field} "
-                       f"{stage.info.text.split(' ', 1)[1]})", stage.info)
+            return "not_allowed", f"no rule allows {action}", self._no_stage
+        return ("not_allowed", f"{action} is not allowed in stage {stage.name} ({self.stage_field} "
+                f"{stage.info.text.split(' ', 1)[1]})", stage.info)
 
     @staticmethod
     def _window_message(window: _Window, outside: list[ZoneInfo], now: dt.datetime, country: str | None) -> str:
@@ -465,6 +492,44 @@ class Policy:
         if country:
             hours += f", not on {country} public holidays"
         return _with_reason(f"outside contact hours {hours} (now " + "; ".join(places) + ")", window.info)
+
+
+def _time_of(contact: Contact) -> dt.datetime:
+    return contact.at
+
+
+def _reads_action(expr: n.Expr | None) -> bool:
+    """Whether a condition depends on the action being judged."""
+    if expr is None:
+        return False
+    if isinstance(expr, n.ActionRef):
+        return True
+    children = [getattr(expr, name) for name in ("operand", "left", "right", "item", "container")
+                if hasattr(expr, name)]
+    children += list(getattr(expr, "operands", ())) + list(getattr(expr, "args", ()))
+    return any(_reads_action(child) for child in children)
+
+
+def _constraints(windows: list[tuple[_Window, str | None]], zones: tuple[ZoneInfo, ...],
+                 frees: list[dt.datetime]) -> list[Callable[[dt.datetime], dt.datetime | None]]:
+    """What `next_allowed` asks: every window in every zone, and not before
+    the latest instant a cap or quiet period frees at."""
+    found = [_window_constraint(window.spec, zone, country) for window, country in windows for zone in zones]
+    if frees:
+        found.append(_not_before(max(frees)))
+    return found
+
+
+def _counter_block(counter: _Counter, zones: tuple[ZoneInfo, ...], events: list[Contact],
+                   now: dt.datetime) -> tuple[str, dt.datetime] | None:
+    """(message, free_at) when a cap or quiet period blocks in some zone (the
+    message of the first such zone, the latest instant it frees at)."""
+    statuses = [_counter_status(counter, zone, events, now) for zone in zones]
+    frees = [free for _, free in statuses if free is not None]
+    if not frees:
+        return None
+    message = next(text for text, free in statuses if free is not None)
+    return _with_reason(message, counter.info), max(frees)
 
 
 def _not_before(free_at: dt.datetime) -> Callable[[dt.datetime], dt.datetime | None]:

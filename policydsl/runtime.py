@@ -13,6 +13,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -63,6 +64,9 @@ class Contact:
     def __post_init__(self) -> None:
         if self.at.tzinfo is None or self.at.utcoffset() is None:
             raise ValueError(f"contact time {self.at.isoformat()} has no offset")
+        # Kept in UTC: the same instant, and arithmetic on it is elapsed time
+        # (Python adds wall-clock time to datetimes that share a ZoneInfo).
+        object.__setattr__(self, "at", self.at.astimezone(UTC))
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,7 @@ def format_instant(instant: dt.datetime | None) -> str | None:
 # ------------------------------------------------------------ local time
 
 
+@lru_cache(maxsize=4096)
 def first_instant_at_or_after(zone: ZoneInfo, day: dt.date, seconds: int) -> dt.datetime:
     """The first instant whose wall clock in `zone` reads `day` at `seconds`
     after midnight or later. On a spring-forward day a wall time that does

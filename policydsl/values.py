@@ -134,11 +134,19 @@ def read_zones(value: Any) -> tuple[ZoneInfo, ...]:
     if isinstance(value, ZoneInfo):
         return (value,)
     if isinstance(value, str):
-        names = [part.strip() for part in value.split(";") if part.strip()]
-    elif isinstance(value, (list, tuple, set, frozenset)):
-        names = [str(part).strip() for part in value]
-    else:
-        raise ValueProblem("an IANA time zone such as Asia/Shanghai")
+        return _zones_in_text(value)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return _distinct_zones([str(part).strip() for part in value])
+    raise ValueProblem("an IANA time zone such as Asia/Shanghai")
+
+
+@lru_cache(maxsize=4096)
+def _zones_in_text(value: str) -> tuple[ZoneInfo, ...]:
+    """Cached: a portfolio repeats a handful of zone cells millions of times."""
+    return _distinct_zones([part.strip() for part in value.split(";") if part.strip()])
+
+
+def _distinct_zones(names: list[str]) -> tuple[ZoneInfo, ...]:
     if not names:
         raise ValueProblem("an IANA time zone such as Asia/Shanghai")
     zones: list[ZoneInfo] = []
