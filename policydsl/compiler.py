@@ -220,10 +220,10 @@ class _ActionPlan:
     """Everything that decides one action in one stage."""
 
     allows: list[tuple[int, _Condition]] = field(default_factory=list)  # (priority, condition)
-    forbids: list[_Condition] = field(default_factory=list)
+    forbids: list[tuple[_Condition, Blocked]] = field(default_factory=list)  # with the entry it gives
     windows: list[_Window] = field(default_factory=list)
     counters: list[_Counter] = field(default_factory=list)
-    not_allowed: _Reason | None = None  # why, when no allow admits the action
+    not_allowed: Blocked | None = None  # the entry when no allow admits the action
 
 
 # (kind, message, rule): a reason before its `until` is known
@@ -305,11 +305,11 @@ class Policy:
                 elif isinstance(compiled, _Counter):
                     plan.counters.append(compiled)
                 else:
-                    plan.forbids.append(compiled)
+                    plan.forbids.append((compiled, Blocked(action, "forbidden", compiled.message, compiled.info)))
         stage_of = {s.name: s for s in self._stages}
         where = stage_of.get(stage) if self._stages else _Stage(None, None, None, None)
         for action, plan in plans.items():
-            plan.not_allowed = self._not_allowed(action, plan, where)
+            plan.not_allowed = Blocked(action, *self._not_allowed(action, plan, where))
         return plans
 
     def _restriction(self, rule: n.Restriction) -> _Condition | _Window | _Counter:
@@ -400,16 +400,18 @@ class Policy:
         for action, plan in self._plans[stage.name if stage else None].items():
             ctx.action = action
             admitted = next(((p, c) for p, c in plan.allows if c.holds(ctx, memo)), None)
-            reasons, windows, frees = self._judge(plan, admitted is None, ctx, zones, events, memo, values)
+            reasons, untimed, windows, frees = self._judge(plan, admitted is None, ctx, zones, events, memo, values)
             if not reasons:
                 assert admitted is not None
                 allowed.append((admitted[0], action))
                 allowed_by[action] = admitted[1].info
                 continue
-            until = None
-            if all(kind not in ("not_allowed", "forbidden") for kind, _, _ in reasons):
+            if untimed:  # time alone cannot lift it: until is null, and fixed entries are reused
+                blocked.extend(r if isinstance(r, Blocked) else Blocked(action, *r) for r in reasons)
+            else:
                 until = next_allowed(now, _constraints(windows, zones, frees))
-            blocked.extend(Blocked(action, kind, message, info, until) for kind, message, info in reasons)
+                blocked.extend(Blocked(action, *reason, until) for reason in reasons
+                               if not isinstance(reason, Blocked))  # all are: only fixed entries are Blocked
         evidence = Evidence(values, stage.info if stage else self._no_stage, self.stage_field, allowed_by,
                             self._segment_infos)
         return Decision(str(values["id"]) if "id" in values else None, stage.name if stage else None,
@@ -427,19 +429,21 @@ class Policy:
 
     def _judge(self, plan: _ActionPlan, unadmitted: bool, ctx: _Context, zones: tuple[ZoneInfo, ...],
                events: list[Contact], memo: dict[int, Any], values: dict[str, Any],
-               ) -> tuple[list[_Reason], list[tuple[_Window, str | None]], list[dt.datetime]]:
+               ) -> tuple[list[Blocked | _Reason], bool, list[tuple[_Window, str | None]], list[dt.datetime]]:
         """Every reason an action is blocked now (not admitted, then forbids,
-        windows, caps and quiet periods in rule order), plus what `until`
-        needs: its windows with their holiday country, and the instants its
+        windows, caps and quiet periods in rule order); whether one of them
+        is beyond time (not admitted, forbidden); and what `until` needs:
+        the action's windows with their holiday country, and the instants its
         caps and quiet periods free at."""
         now = ctx.clock.now
-        reasons: list[_Reason] = []
+        reasons: list[Blocked | _Reason] = []
         if unadmitted:
             assert plan.not_allowed is not None
             reasons.append(plan.not_allowed)
-        for forbid in plan.forbids:
+        for forbid, entry in plan.forbids:
             if forbid.holds(ctx, memo):
-                reasons.append(("forbidden", forbid.message, forbid.info))
+                reasons.append(entry)
+        untimed = bool(reasons)
         windows: list[tuple[_Window, str | None]] = []
         for window in plan.windows:
             key = id(window)
@@ -465,7 +469,7 @@ class Policy:
                 message, free = block
                 reasons.append((counter.kind, message, counter.info))
                 frees.append(free)
-        return reasons, windows, frees
+        return reasons, untimed, windows, frees
 
     def _not_allowed(self, action: str, plan: _ActionPlan, stage: _Stage | None) -> _Reason:
         """Why no allow admits `action` in `stage`: fixed per stage, so worded
