@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import difflib
-import json
 import os
 import sys
 import time
@@ -20,16 +19,16 @@ from pathlib import Path
 from typing import IO, Any
 
 import click
+from rich import box
+from rich.columns import Columns
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich import box
-from rich.columns import Columns
 from rich.table import Column, Table
 from rich.text import Text
 from rich.tree import Tree
 
-from . import ENGINES, Policy, ReferencePolicy, load_policy
+from . import ENGINES, Policy, ReferencePolicy, load_policy, reports
 from .checker import check
 from .errors import Diagnostic, PolicyCheckError, PolicySyntaxError, excerpt
 from .explain import Step, explanation, overview
@@ -314,8 +313,8 @@ def _policy_files(paths: tuple[str, ...]) -> list[str]:
 
 @main.command("check")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--format", "output_format", type=click.Choice(["text", "json", "github"]), default="text",
-              show_default=True)
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "sarif", "github"]), default="text",
+              show_default=True, help="sarif: SARIF 2.1.0 for code scanning; github: workflow annotations.")
 @click.option("--strict", is_flag=True, help="Warnings fail the check too.")
 @click.option("--include-path", "include_paths", multiple=True, type=click.Path(file_okay=False))
 def check_command(paths: tuple[str, ...], output_format: str, strict: bool, include_paths: tuple[str, ...]) -> None:
@@ -336,16 +335,11 @@ def check_command(paths: tuple[str, ...], output_format: str, strict: bool, incl
     found = list(dict.fromkeys(found))
     errors = sum(d.severity == "error" for d in found)
     warnings = len(found) - errors
-    if output_format == "json":
-        click.echo(json.dumps([{"file": d.span.file, "line": d.span.line, "column": d.span.column,
-                                "end_line": d.span.end_line, "end_column": d.span.end_column, "code": d.code,
-                                "severity": d.severity, "message": d.message} for d in found], indent=2))
-    elif output_format == "github":
-        for d in found:
-            level = "error" if d.severity == "error" else "warning"
-            message = d.message.replace("%", "%25").replace("\n", "%0A")
-            click.echo(f"::{level} file={d.span.file},line={d.span.line},col={d.span.column},"
-                       f"title={d.code}::{message}")
+    renderers = {"json": reports.as_json, "sarif": reports.as_sarif, "github": reports.as_github}
+    if output_format in renderers:
+        rendered = renderers[output_format](found)
+        if rendered:
+            click.echo(rendered)
     else:
         _print_diagnostics(found, sources)
         colour = "red" if errors else ("yellow" if warnings else "green")

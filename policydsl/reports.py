@@ -30,8 +30,7 @@ def as_github(diagnostics: list[Diagnostic]) -> str:
     for d in diagnostics:
         message = d.message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
         file = d.span.file.replace("%", "%25").replace(",", "%2C").replace(":", "%3A")
-        lines.append(f"::{d.severity} file={file},line={d.span.line},col={d.span.column},"
-                     f"endLine={d.span.end_line},endColumn={d.span.end_column},title=policy {d.code}::{message}")
+        lines.append(f"::{d.severity} file={file},line={d.span.line},col={d.span.column},title={d.code}::{message}")
     return "\n".join(lines)
 
 
