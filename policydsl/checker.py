@@ -3,7 +3,7 @@
 The checker merges a policy with what it includes, resolves every name,
 type-checks every expression against the `account` schema and proves the
 stages partition the stage field. It reports `Diagnostic`s with stable codes
-(documented in docs/diagnostics.md) and returns a `Model`: the resolved form
+(documented in docs/lints.md) and returns a `Model`: the resolved form
 that the compiler and the reference tools consume, so no later stage ever
 has to resolve a name again.
 """

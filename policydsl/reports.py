@@ -13,7 +13,7 @@ from .checker import CODES
 from .errors import Diagnostic
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
-DOCS = "https://github.com/policydsl/policydsl/blob/main/docs/diagnostics.md"
+DOCS = "https://github.com/policydsl/policydsl/blob/main/docs/lints.md"
 
 
 def as_json(diagnostics: list[Diagnostic]) -> str:
