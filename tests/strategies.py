@@ -42,8 +42,8 @@ GROUP_POOL = ("voice", "message", "escalation")
 EVENT_POOL = ("inbound", "payment")
 OUTCOMES = ("conversation", "no_answer", "promise_to_pay", "not_connected", "delivered", "refused")
 FLAGS = ("deceased", "vip", "dispute", "cease")
-CLOCK_TIMES = ("00:00", "00:30", "01:00", "01:30", "01:45", "02:00", "02:15", "02:30", "03:00", "06:00", "08:00",
-               "09:00", "12:00", "13:30", "17:00", "20:00", "21:00", "22:00", "23:00", "23:30", "24:00")
+CLOCK_TIMES = ("00:00", "00:30", "01:00", "01:15", "01:30", "01:45", "02:00", "02:15", "02:30", "03:00", "06:00",
+               "08:00", "09:00", "12:00", "13:30", "17:00", "20:00", "21:00", "22:00", "23:00", "23:30", "24:00")
 OPS = ("==", "!=", "<", "<=", ">", ">=")
 
 
@@ -56,6 +56,7 @@ class PolicySpec:
     events: list[str]
     zone_default: bool  # the zone field has a default (so an account may omit it)
     has_zone: bool
+    default_zones: list[str] = field(default_factory=list)
     cuts: list[int] = field(default_factory=list)  # stage boundaries on dpd
     wall_times: list[str] = field(default_factory=list)  # window starts and ends used
     hours: list[int] = field(default_factory=list)  # periods of `per H hours` and `for H hours` rules
@@ -153,9 +154,15 @@ def reasons(draw: st.DrawFn) -> str:
 
 @st.composite
 def time_ranges(draw: st.DrawFn) -> list[tuple[str, str]]:
-    if draw(st.integers(0, 2)) == 0:  # the common wide ones, so that windows of one action usually meet
+    kind = draw(st.integers(0, 11))
+    if kind < 4:  # the common wide ones, so that windows of one action usually meet
         return [draw(st.sampled_from([("08:00", "21:00"), ("00:00", "24:00"), ("06:00", "23:30"),
                                       ("08:00", "20:00"), ("01:00", "22:00")]))]
+    if kind < 7:  # around the clock changes: in, across and after the repeated hour and the gap
+        start = draw(st.sampled_from(["00:30", "01:00", "01:15", "01:30", "01:45", "02:00", "02:15", "02:30"]))
+        end = draw(st.sampled_from([clock for clock in CLOCK_TIMES if _seconds(start) < _seconds(clock) <= 10800]
+                                   + ["09:00"]))
+        return [(start, end)]
     ranges = []
     for _ in range(draw(st.integers(1, 2))):
         start, end = sorted(draw(st.lists(st.sampled_from(CLOCK_TIMES), min_size=2, max_size=2, unique=True)),
@@ -175,7 +182,7 @@ def rules(draw: st.DrawFn, kinds: list[str], names: list[str], counted: list[str
         when = f" when {draw(conditions(segments, True, actions))}" if draw(st.integers(0, 2)) == 0 else ""
         return f"allow {draw(targets(names))}{when}"
     if kind == "forbid":
-        when = f" when {draw(conditions(segments, True, actions))}" if draw(st.integers(0, 4)) else ""
+        when = f" when {draw(conditions(segments, True, actions))}" if draw(st.integers(0, 9)) else ""
         return f"forbid {draw(targets(names))}{when}{draw(reasons())}"
     if kind == "window":
         ranges = draw(time_ranges())
@@ -229,7 +236,8 @@ def policies(draw: st.DrawFn) -> PolicySpec:
              "    tier : enum(gold, silver, bronze) = silver", '    country : text = "US"',
              "    opened : date = 2024-01-15", "    last_pay : datetime = 2025-03-01T12:00:00Z"]
     if has_zone:
-        default = f' = "{";".join(draw(st.lists(st.sampled_from(ZONES), min_size=1, max_size=2, unique=True)))}"'
+        spec.default_zones = draw(st.lists(st.sampled_from(ZONES), min_size=1, max_size=2, unique=True))
+        default = f' = "{";".join(spec.default_zones)}"'
         lines.append("    tz : zone" + (default if zone_default else ""))
     lines.append("}")
     # actions: some of them in groups
@@ -268,7 +276,7 @@ def policies(draw: st.DrawFn) -> PolicySpec:
     for index in range(draw(st.integers(0, 3))):
         lines.append(f"segment seg{index} when {draw(conditions(segments, False, actions))}")
         segments.append(f"seg{index}")
-    kinds = ["allow", "forbid", "limit", "quiet"] + (["window", "window"] if has_zone else [])
+    kinds = ["allow", "forbid", "limit", "limit", "quiet", "quiet"] + (["window"] * 3 if has_zone else [])
     for stage in stage_names:
         if draw(st.integers(0, 3)):
             body = [draw(rules([*kinds, "allow"], names, counted, actions, segments, spec))
@@ -276,7 +284,9 @@ def policies(draw: st.DrawFn) -> PolicySpec:
             lines.append(f"stage {stage} {{")
             lines.extend(f"    {rule}" for rule in body)
             lines.append("}")
-    if draw(st.integers(0, 3)):
+    if draw(st.booleans()):  # often everything is allowed, so that windows, caps and quiet periods decide
+        lines.append("allow all")
+    elif draw(st.integers(0, 2)):
         lines.append(f"allow {draw(targets(names))}")
     for _ in range(draw(st.integers(0, 6))):
         lines.append(draw(rules(kinds, names, counted, actions, segments, spec)))
@@ -288,15 +298,16 @@ def policies(draw: st.DrawFn) -> PolicySpec:
 
 
 @st.composite
-def instants(draw: st.DrawFn, wall_times: tuple[str, ...] = ()) -> dt.datetime:
+def instants(draw: st.DrawFn, wall_times: tuple[str, ...] = (), zones: tuple[str, ...] = ()) -> dt.datetime:
     """An aware instant, often a hard one: a wall time on a DST day (either
     fold), a clock change itself, local midnight, 08:00, a window's start or
-    end, a second either side; sometimes anywhere in 2024-2027."""
+    end, a second either side; sometimes anywhere in 2024-2027. The day and
+    wall time are mostly those of one of `zones` (the account's)."""
     kind = draw(st.integers(0, 9))
     if kind == 0:
         seconds = draw(st.integers(0, 4 * 365 * 86400))
         return dt.datetime(2024, 1, 1, tzinfo=UTC) + dt.timedelta(seconds=seconds)
-    zone_name = draw(st.sampled_from(ZONES))
+    zone_name = draw(st.sampled_from(zones if zones and draw(st.integers(0, 3)) else ZONES))
     zone = ZoneInfo(zone_name)
     days = DST_DAYS.get(zone_name, OTHER_DAYS) + (OTHER_DAYS if draw(st.integers(0, 3)) == 0 else ())
     shift = dt.timedelta(days=draw(st.sampled_from([0, 0, 0, -1, 1])))
@@ -305,9 +316,23 @@ def instants(draw: st.DrawFn, wall_times: tuple[str, ...] = ()) -> dt.datetime:
         change = _clock_change(zone, day)
         if change is not None:
             return change + dt.timedelta(seconds=draw(st.sampled_from([0, 0, -1, 1])))
-    clock = draw(st.sampled_from(("00:00", "08:00", "01:30", "02:00", "02:30", "21:00", "24:00", *wall_times)))
+    if kind == 2 and zone_name in DST_ZONES:  # inside the wall time a fall-back repeats, either time round
+        change = _clock_change(zone, dt.date.fromisoformat(draw(st.sampled_from(DST_DAYS[zone_name]))))
+        assert change is not None
+        before = (change - dt.timedelta(seconds=1)).astimezone(zone).utcoffset()
+        after = change.astimezone(zone).utcoffset()
+        assert before is not None and after is not None
+        if after < before:  # the clock went back by `before - after`: that much wall time comes round twice
+            repeat = before - after
+            into = dt.timedelta(minutes=5 * draw(st.integers(0, repeat // dt.timedelta(minutes=5) - 1)))
+            first_time_round = draw(st.booleans())
+            return (change - repeat if first_time_round else change) + into
+    if wall_times and draw(st.booleans()):  # a window's start or end
+        clock = draw(st.sampled_from(wall_times))
+    else:
+        clock = draw(st.sampled_from(("00:00", "08:00", "01:30", "02:00", "02:30", "21:00", "24:00")))
     wall = dt.datetime.combine(day, dt.time()) + dt.timedelta(seconds=_seconds(clock))
-    wall += dt.timedelta(seconds=draw(st.sampled_from([0, 0, 0, -1, 1, 59, -3600, 1800])))
+    wall += dt.timedelta(seconds=draw(st.sampled_from([0, 0, 0, -1, 1, 59, 900, -3600, 1800])))
     return wall.replace(tzinfo=zone, fold=draw(st.integers(0, 1))).astimezone(UTC)
 
 
@@ -342,7 +367,7 @@ class Scenario:
 
 
 @st.composite
-def accounts(draw: st.DrawFn, spec: PolicySpec, now: dt.datetime) -> dict[str, Any]:
+def accounts(draw: st.DrawFn, spec: PolicySpec, now: dt.datetime, zones: list[str]) -> dict[str, Any]:
     account: dict[str, Any] = {"id": draw(st.sampled_from(["A1", "a1", "B-7"]))}
     dpd_values = [-3, 0, 1, 30, 31, 61, 95, 130] + [cut + delta for cut in spec.cuts for delta in (-1, 0)]
     dpd = draw(st.sampled_from(dpd_values))
@@ -362,8 +387,6 @@ def accounts(draw: st.DrawFn, spec: PolicySpec, now: dt.datetime) -> dict[str, A
                              draw(st.integers(0, 2)), ZoneInfo(draw(st.sampled_from(ZONES)))),
     }
     if spec.has_zone:
-        zones = draw(st.lists(st.sampled_from(ZONES), min_size=1, max_size=draw(st.sampled_from([1, 2, 2, 3])),
-                              unique=True))
         optional["tz"] = draw(st.sampled_from([";".join(zones), ";".join(zones), tuple(zones),
                                                "Mars/Olympus" if draw(st.integers(0, 30)) == 0 else zones[0]]))
     for name, value in optional.items():
@@ -406,10 +429,12 @@ def histories(draw: st.DrawFn, spec: PolicySpec, now: dt.datetime, account_id: s
 
 @st.composite
 def scenarios(draw: st.DrawFn, spec: PolicySpec) -> Scenario:
-    instant = draw(instants(tuple(spec.wall_times)))
+    zones = draw(st.lists(st.sampled_from(ZONES), min_size=1, max_size=draw(st.sampled_from([1, 2, 2, 3])),
+                          unique=True))
+    instant = draw(instants(tuple(spec.wall_times), tuple(zones + spec.default_zones if spec.has_zone else ())))
     if draw(st.integers(0, 7)) == 0:  # `until` is rounded up to the second
         instant += dt.timedelta(microseconds=draw(st.sampled_from([1, 500_000, 999_999])))
     now = shown_in(instant, draw(st.integers(0, 2)), ZoneInfo(draw(st.sampled_from(ZONES))))
-    account = draw(accounts(spec, instant))
+    account = draw(accounts(spec, instant, zones))
     history = draw(histories(spec, instant, str(account["id"])))
     return Scenario(account, history, now)
