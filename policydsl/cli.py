@@ -29,6 +29,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from . import ENGINES, Policy, ReferencePolicy, load_policy, reports
+from .batch import PolicySpec, decide_stream
 from .checker import check
 from .errors import Diagnostic, PolicyCheckError, PolicySyntaxError, excerpt
 from .explain import Step, explanation, overview
@@ -125,11 +126,13 @@ def main() -> None:
 @click.option("--include-path", "include_paths", multiple=True, type=click.Path(file_okay=False),
               help="Another directory includes may read from.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes; output order is unchanged.")
 @click.option("--engine", type=click.Choice(ENGINES), default="compiled", show_default=True,
               help="reference: the slow tree-walking interpreter, for cross-checking (same decisions).")
 def run(policy_path: str, accounts_path: str, history_path: str | None, now_text: str | None,
         output_format: str, output_path: str | None, errors_path: str | None, include_paths: tuple[str, ...],
-        quiet: bool, engine: str) -> None:
+        quiet: bool, jobs: int, engine: str) -> None:
     """Decide every account of ACCOUNTS under POLICY: one decision per row, in order."""
     now = _parse_now(now_text)
     policy: Policy | ReferencePolicy = _load(policy_path, include_paths)
@@ -150,7 +153,8 @@ def run(policy_path: str, accounts_path: str, history_path: str | None, now_text
     try:
         with atomic_output(output_path) as out, _optional_output(errors_path) as rejected_handle:
             rejected = RejectedRows(rejected_handle, first.header if first else []) if rejected_handle else None
-            decisions = _decide_rows(policy, all_rows, history, now, stats, rejected)
+            spec = PolicySpec(policy_path, include_paths, engine)
+            decisions = _decide_rows(policy, all_rows, history, now, stats, rejected, jobs, spec)
             if not quiet and _stderr().is_terminal:
                 decisions = _with_progress(decisions, accounts_path)
             _write(decisions, output_format, out)
@@ -177,10 +181,10 @@ class _RunStats:
 
 
 def _decide_rows(policy: Policy | ReferencePolicy, rows: Iterator[AccountRow], history: History, now: dt.datetime,
-                 stats: _RunStats, rejected: RejectedRows | None) -> Iterator[Decision]:
-    for row in rows:
+                 stats: _RunStats, rejected: RejectedRows | None, jobs: int, spec: PolicySpec,
+                 ) -> Iterator[Decision]:
+    for row, decision in decide_stream(policy, rows, history, now, jobs, spec):
         stats.rows += 1
-        decision = _decide_row(policy, row, history, now)
         if decision.error:
             stats.errors += 1
             if rejected is not None:
@@ -189,19 +193,6 @@ def _decide_rows(policy: Policy | ReferencePolicy, rows: Iterator[AccountRow], h
             stats.stages[decision.stage or "(no stage)"] += 1
             stats.next_actions[decision.next_action or "(nothing allowed now)"] += 1
         yield decision
-
-
-def _decide_row(policy: Policy | ReferencePolicy, row: AccountRow, history: History, now: dt.datetime) -> Decision:
-    where = f"row {row.number} (line {row.line})"
-    if row.values is None:
-        return policy.error_decision(row.account_id, row.problem or f"{where}: unreadable")
-    account_id = row.account_id
-    if account_id in history.broken:
-        return policy.error_decision(account_id, f"{where}: contact history unreadable: {history.broken[account_id]}")
-    decision = policy.evaluate(row.values, history.for_account(account_id), now=now)
-    if decision.error:
-        return policy.error_decision(decision.account_id, f"{where}: {decision.error}")
-    return decision
 
 
 def _with_progress(decisions: Iterator[Decision], label: str) -> Iterator[Decision]:

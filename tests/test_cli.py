@@ -662,3 +662,20 @@ def test_jsonl_is_valid_utf8_with_non_ascii_ids(tmp_path: Path) -> None:
     assert invoke("run", POLICY, accounts, "--now", NOW, "-o", out, "-q").exit_code == 0
     (decision,) = jsonl(io.TextIOWrapper(io.BytesIO(out.read_bytes()), encoding="utf-8").read())
     assert decision["account_id"] == "账户一"
+
+
+def test_run_with_several_jobs_gives_the_same_bytes_in_the_same_order(tmp_path: Path) -> None:
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    assert run_example("-o", one, "-q").exit_code == 0
+    result = run_example("-o", two, "-q", "--jobs", "2")
+    assert result.exit_code == 0, result.stderr
+    assert one.read_bytes() == two.read_bytes()
+
+
+def test_run_with_several_jobs_keeps_error_rows_and_the_summary(tmp_path: Path) -> None:
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text("id,days_past_due,balance\nA1,12,100\nA2,x,100\nA3,45,7\n", encoding="utf-8")
+    result = invoke("run", POLICY, accounts, "--now", NOW, "--jobs", "2")
+    assert result.exit_code == 1
+    assert [d["account_id"] for d in jsonl(result.stdout)] == ["A1", "A2", "A3"]
+    assert summary_counts(result.stderr) == (3, 2, 1)
