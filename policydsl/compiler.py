@@ -479,7 +479,8 @@ class Policy:
             condition_text = info.text.split(" when ", 1)[-1]
             return "not_allowed", f"{action} is allowed only when {condition_text}", info
         if stage is None:
-            return "not_allowed", f"{self.stage_field} is in no stage, so nothing is allowed", self._no_stage
+            return ("not_allowed", f"{self.stage_field} is in no stage, and no rule outside the stage blocks "
+                    f"allows {action}", self._no_stage)
         if stage.name is None or stage.info is None:
             return "not_allowed", f"no rule allows {action}", self._no_stage
         return ("not_allowed", f"{action} is not allowed in stage {stage.name} ({self.stage_field} "

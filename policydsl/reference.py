@@ -396,7 +396,8 @@ class ReferencePolicy:
         if not model.stages:
             return "not_allowed", f"no rule allows {action}", self.no_stage_rule()
         if stage is None:
-            return ("not_allowed", f"{model.stage_field} is in no stage, so nothing is allowed",
+            return ("not_allowed", f"{model.stage_field} is in no stage, and no rule outside the stage blocks "
+                    f"allows {action}",
                     self.no_stage_rule())
         return ("not_allowed", f"{action} is not allowed in stage {stage.name} ({model.stage_field} "
                 f"{stage.describe()})", self.stage_rule(stage) or self.no_stage_rule())
