@@ -399,7 +399,11 @@ class Policy:
         blocked: list[Blocked] = []
         for action, plan in self._plans[stage.name if stage else None].items():
             ctx.action = action
-            admitted = next(((p, c) for p, c in plan.allows if c.holds(ctx, memo)), None)
+            admitted = None
+            for entry in plan.allows:
+                if entry[1].holds(ctx, memo):
+                    admitted = entry
+                    break
             reasons, untimed, windows, frees = self._judge(plan, admitted is None, ctx, zones, events, memo, values)
             if not reasons:
                 assert admitted is not None
@@ -529,7 +533,10 @@ def _counter_block(counter: _Counter, zones: tuple[ZoneInfo, ...], events: list[
                    now: dt.datetime) -> tuple[str, dt.datetime] | None:
     """(message, free_at) when a cap or quiet period blocks in some zone (the
     message of the first such zone, the latest instant it frees at)."""
-    statuses = [_counter_status(counter, zone, events, now) for zone in zones]
+    counted = [event for event in events if counter.counts(event)]
+    if len(counted) < counter.count:  # under the cap however the days fall (a quiet period counts 1)
+        return None
+    statuses = [_counter_status(counter, zone, counted, now) for zone in zones]
     frees = [free for _, free in statuses if free is not None]
     if not frees:
         return None
@@ -546,11 +553,11 @@ def _window_constraint(spec: WindowSpec, zone: ZoneInfo, country: str | None
     return lambda instant: spec.next_open(instant, zone, country)
 
 
-def _counter_status(counter: _Counter, zone: ZoneInfo, events: list[Contact], now: dt.datetime
+def _counter_status(counter: _Counter, zone: ZoneInfo, counted: list[Contact], now: dt.datetime
                     ) -> tuple[str, dt.datetime | None]:
-    """(message, free_at) of a cap or quiet period in one zone; free_at is
-    None when it does not block now."""
-    counted = [event for event in events if counter.counts(event)]
+    """(message, free_at) of a cap or quiet period in one zone, given the
+    events it counts (newest first); free_at is None when it does not block
+    now."""
     period = counter.period
     if counter.kind == "quiet":
         if not counted:
