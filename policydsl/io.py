@@ -182,21 +182,25 @@ def read_history(path: str) -> History:
 
 def _add_contact(history: History, path: str, line: int, header: list[str], index: dict[str, int],
                  cells: list[str]) -> None:
-    where = f"{path}:{line}"
-    account_id = cells[index["account_id"]].strip() if len(cells) > index["account_id"] else ""
+    """One history row into `history`, or its problem (with file:line) into
+    `history.problems` and the account into `history.broken`. The common,
+    well-formed row is handled without building any message."""
+    id_at, at_at = index["account_id"], index["at"]
+    account_id = cells[id_at].strip() if len(cells) > id_at else ""
     problem = None
     if len(cells) != len(header):
-        problem = f"{where}: expected {len(header)} fields, found {len(cells)}"
+        problem = f"expected {len(header)} fields, found {len(cells)}"
     elif _bad_bytes(cells) is not None:
-        problem = f"{where}: bytes that are not UTF-8"
+        problem = "bytes that are not UTF-8"
     elif not account_id:
-        problem = f"{where}: account_id is empty"
-    if problem is None:
+        problem = "account_id is empty"
+    else:
         try:
-            at = read_datetime(cells[index["at"]])
+            at = read_datetime(cells[at_at])
         except ValueProblem as expected:
-            problem = f"{where}: field 'at': {cells[index['at']]!r}; expected {expected}"
+            problem = f"field 'at': {cells[at_at]!r}; expected {expected}"
     if problem is not None:
+        problem = f"{path}:{line}: {problem}"
         history.problems.append(problem)
         if account_id and account_id not in history.broken:
             history.broken[account_id] = problem
