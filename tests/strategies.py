@@ -5,12 +5,15 @@ are fine): a fixed account schema, random actions, groups and events, random
 stages on `dpd`, segments, stage blocks and top-level allow, forbid, window,
 limit and quiet rules with random conditions. `scenarios(spec)` draws an
 account, a contact history and an instant for it. Instants favour the hard
-places: daylight-saving days in America/New_York, Europe/London and
-Australia/Lord_Howe (whose clock moves by 30 minutes), the clock changes
+places: daylight-saving days in America/New_York, Europe/London,
+Australia/Lord_Howe (whose clock moves by 30 minutes), America/Santiago and
+America/Havana (which change theirs at midnight); the clock changes
 themselves, local midnight, 08:00 and window ends, public holidays, now and
-then a fraction of a second past; history events favour exact period
+then a fraction of a second past. History events favour exact period
 boundaries (`now - 24 hours`, local midnights). Instants come as UTC, as a
 fixed offset or as a ZoneInfo, since Python's arithmetic differs between them.
+`clock_change_cases()` draws small policies and instants right around clock
+changes, where window openings are easiest to get wrong.
 """
 
 from __future__ import annotations
@@ -27,13 +30,17 @@ from hypothesis import strategies as st
 from policydsl import Contact
 
 UTC = dt.UTC
-DST_ZONES = ("America/New_York", "Europe/London", "Australia/Lord_Howe")
+# Lord Howe moves its clock by 30 minutes; Santiago and Havana change theirs at midnight (a day with no
+# 00:00, a midnight that happens twice), which is where caps and quiet periods of days expire.
+DST_ZONES = ("America/New_York", "Europe/London", "Australia/Lord_Howe", "America/Santiago", "America/Havana")
 ZONES = (*DST_ZONES, "Asia/Shanghai", "Asia/Kolkata", "UTC")
 # Local days on which each DST zone's clock changes (checked by tests/test_differential.py).
 DST_DAYS = {
     "America/New_York": ("2025-03-09", "2025-11-02", "2026-03-08", "2026-11-01"),
     "Europe/London": ("2025-03-30", "2025-10-26", "2026-03-29", "2026-10-25"),
     "Australia/Lord_Howe": ("2025-04-06", "2025-10-05", "2026-04-05", "2026-10-04"),
+    "America/Santiago": ("2025-04-05", "2025-09-07", "2026-04-04", "2026-09-06"),
+    "America/Havana": ("2025-03-09", "2025-11-02", "2026-03-08", "2026-11-01"),
 }
 OTHER_DAYS = ("2025-01-01", "2025-07-04", "2025-10-01", "2025-12-25", "2025-12-31", "2026-02-17", "2026-05-01")
 COUNTRIES = ("US", "GB", "AU", "CN")
@@ -438,3 +445,44 @@ def scenarios(draw: st.DrawFn, spec: PolicySpec) -> Scenario:
     account = draw(accounts(spec, instant, zones))
     history = draw(histories(spec, instant, str(account["id"])))
     return Scenario(account, history, now)
+
+
+# ------------------------------------------------------------ around clock changes
+
+
+@st.composite
+def clock_change_cases(draw: st.DrawFn) -> tuple[str, Scenario]:
+    """A small policy (one action, allowed; one or two windows whose ranges
+    start and end in, across and after the hour a clock change skips or
+    repeats; perhaps a rolling cap or a quiet period in hours) and a scenario
+    within four hours of a clock change in one of the account's zones: where
+    window openings are easiest to get wrong."""
+    zone_name = draw(st.sampled_from(DST_ZONES))
+    zone = ZoneInfo(zone_name)
+    near = ["00:00", "00:30", "01:00", "01:15", "01:30", "01:45", "02:00", "02:15", "02:30", "02:45", "03:00",
+            "03:30", "04:00"]
+    lines = ['policy "clock" version "1"', "account { id : text  tz : zone }", "actions { a }", "allow a"]
+    for _ in range(draw(st.integers(1, 2))):
+        ranges = []
+        for _ in range(draw(st.integers(1, 2))):
+            start, end = sorted(draw(st.lists(st.sampled_from([*near, "09:00", "24:00"]), min_size=2, max_size=2,
+                                              unique=True)), key=_seconds)
+            ranges.append(f"{start}-{end}")
+        days = draw(st.sampled_from(["", "", " on sun", " on sat..mon", " on mon..sat"]))
+        lines.append(f"window a {', '.join(ranges)}{days}")
+    extra = draw(st.integers(0, 4))
+    unit = draw(st.sampled_from(["hours", "days"]))
+    amount = draw(st.sampled_from([1, 2, 24] if unit == "hours" else [1, 2]))
+    if extra == 1:
+        lines.append(f"limit a {draw(st.integers(1, 2))} per {amount} {unit}")
+    elif extra == 2:
+        lines.append(f'quiet a for {amount} {unit} after "c" on a')
+    change = _clock_change(zone, dt.date.fromisoformat(draw(st.sampled_from(DST_DAYS[zone_name]))))
+    assert change is not None
+    instant = change + dt.timedelta(minutes=draw(st.integers(-240, 240)), seconds=draw(st.sampled_from([0, 0, 1, 59])))
+    zones = [zone_name, *draw(st.lists(st.sampled_from(ZONES), max_size=1))]
+    history = [Contact("A", "a", shown_in(instant - dt.timedelta(minutes=draw(st.integers(0, 48 * 60))),
+                                          draw(st.integers(0, 2)), zone), "c")
+               for _ in range(draw(st.integers(0, 2)))]
+    now = shown_in(instant, draw(st.integers(0, 2)), zone)
+    return "\n".join(lines) + "\n", Scenario({"id": "A", "tz": ";".join(dict.fromkeys(zones))}, history, now)

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import DST_DAYS, PolicySpec, Scenario, policies, scenarios
+from strategies import DST_DAYS, PolicySpec, Scenario, clock_change_cases, policies, scenarios
 
 from policydsl import Contact, Decision, Policy, ReferencePolicy, compile_policy, load_policy
 from policydsl.checker import check
@@ -87,6 +87,23 @@ def test_engines_agree_on_random_policies(case: tuple[PolicySpec, list[Scenario]
 @given(cases())
 def test_engines_agree_on_random_policies_many_examples(case: tuple[PolicySpec, list[Scenario]]) -> None:
     _check_case(case)
+
+
+@PROPERTY
+@given(clock_change_cases())
+def test_engines_agree_around_clock_changes(case: tuple[str, Scenario]) -> None:
+    text, scenario = case
+    compiled, reference = _engines(text)
+    assert_same(compiled, reference, scenario.account, scenario.history, scenario.now, text)
+
+
+@pytest.mark.slow
+@SLOW_PROPERTY
+@given(clock_change_cases())
+def test_engines_agree_around_clock_changes_many_examples(case: tuple[str, Scenario]) -> None:
+    text, scenario = case
+    compiled, reference = _engines(text)
+    assert_same(compiled, reference, scenario.account, scenario.history, scenario.now, text)
 
 
 # ------------------------------------------------------------ the shipped policies and portfolio
@@ -194,6 +211,19 @@ def test_dst_days_in_the_strategies_are_clock_change_days() -> None:
             start = dt.datetime.fromisoformat(day).replace(tzinfo=zone)
             end = (dt.datetime.fromisoformat(day) + dt.timedelta(days=1)).replace(tzinfo=zone)
             assert start.utcoffset() != end.utcoffset(), (zone_name, day)
+
+
+def test_contact_times_given_in_a_zoneinfo_count_elapsed_hours() -> None:
+    """A contact at 12:00 EST the day before New York springs forward leaves
+    `per 24 hours` 24 elapsed hours later, at 13:00 EDT, not at 12:00 EDT
+    (Python's arithmetic on a ZoneInfo datetime is wall-clock arithmetic)."""
+    new_york = ZoneInfo("America/New_York")
+    history = [Contact("A", "a", dt.datetime(2025, 3, 8, 12, 0, tzinfo=new_york), "x")]
+    for now in (dt.datetime(2025, 3, 9, 12, 30, tzinfo=new_york), dt.datetime(2025, 3, 9, 16, 30, tzinfo=UTC)):
+        for engine in ("compiled", "reference"):
+            decision = compile_policy(ONE_ACTION + "limit a 1 per 24 hours", engine=engine).evaluate(
+                {"id": "A"}, history, now=now)
+            assert decision.to_dict()["blocked"][0]["until"] == "2025-03-09T17:00:00Z", (engine, now)
 
 
 HAND_PICKED = """
