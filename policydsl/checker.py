@@ -134,7 +134,8 @@ class _Checker:
         for baseline, mapping in baselines:
             for rule in baseline.rules:
                 if not isinstance(rule, n.Allow):
-                    self.add_restriction(_mapped(rule, mapping))
+                    mapped_in = {name for targets in mapping.values() for name in targets}
+                    self.add_restriction(_mapped(rule, mapping), reported=mapped_in)
         declared_stages = {stage.name for stages in policy.stages for stage in stages.ranges}
         for block in policy.stage_blocks:
             if block.name not in declared_stages:
@@ -325,8 +326,11 @@ class _Checker:
         else:
             self.add_restriction(rule)
 
-    def add_restriction(self, rule: n.Restriction) -> None:
-        self.check_targets(rule.targets)
+    def add_restriction(self, rule: n.Restriction, reported: set[str] | None = None) -> None:
+        """`reported`: names an include mapping brought in, already checked
+        at the mapping, so an unknown one is not reported again per rule."""
+        skip = reported or set()
+        self.check_targets(rule.targets, skip=skip)
         if isinstance(rule, n.Forbid):
             if rule.condition is not None:
                 self.expect_bool(rule.condition, self.rule_scope(action=True))
@@ -348,9 +352,9 @@ class _Checker:
             if rule.count < 1:
                 self.report("E105", "a limit of 0 forbids the action: write `forbid` with a reason", rule.span)
             if rule.counted is not None:
-                self.check_targets(rule.counted, with_events=True)
+                self.check_targets(rule.counted, with_events=True, skip=skip)
         elif isinstance(rule, n.Quiet):
-            self.check_targets(rule.after, with_events=True)
+            self.check_targets(rule.after, with_events=True, skip=skip)
         period = getattr(rule, "period", None)
         if period is not None and period.amount < 1:
             self.report("E105", "a period must be at least 1", rule.span)
@@ -366,10 +370,10 @@ class _Checker:
         names = {segment.name for segment in self.model.segments}
         return _Scope(names, names, action=action)
 
-    def check_targets(self, targets: n.Targets, with_events: bool = False) -> None:
+    def check_targets(self, targets: n.Targets, with_events: bool = False, skip: set[str] | None = None) -> None:
         known = set(self.model.actions) | set(self.model.groups) | (set(self.model.events) if with_events else set())
         for name in targets.names:
-            if name not in known:
+            if name not in known and name not in (skip or ()):
                 hint = " (it is a history event: it can be counted, not decided)" \
                     if name in self.model.events else ""
                 self.report("E102", f"unknown action or group {name!r}{hint}", targets.span)
