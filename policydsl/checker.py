@@ -90,6 +90,16 @@ class Model:
                     out.append(member)
         return tuple(out)
 
+    def source_text(self, span: n.Span) -> str:
+        """What a span covers in its file, whitespace collapsed (what
+        explanations and coverage reports quote)."""
+        lines = self.sources.get(span.file, "").split("\n")[span.line - 1:span.end_line]
+        if not lines:
+            return ""
+        lines[-1] = lines[-1][:span.end_column - 1]
+        lines[0] = lines[0][span.column - 1:]
+        return " ".join(" ".join(lines).split())
+
     def stage_named(self, name: str) -> n.StageRange | None:
         return next((stage for stage in self.stages if stage.name == name), None)
 

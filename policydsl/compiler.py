@@ -258,7 +258,7 @@ class Policy:
                         for s in model.stages]
         self._no_stage = self._no_stage_info(model)
         self._segments = [(s.name, compile_expr(s.condition, model.fields)) for s in model.segments]
-        self._segment_infos = {s.name: RuleInfo(s.span.file, s.span.line, _source_text(model, s.span),
+        self._segment_infos = {s.name: RuleInfo(s.span.file, s.span.line, model.source_text(s.span),
                                                 reads=names_read(s.condition)) for s in model.segments}
         stage_names: list[str | None] = [s.name for s in model.stages] or [None]
         if model.stages:
@@ -594,15 +594,3 @@ def _with_reason(message: str, info: RuleInfo) -> str:
     if info.cite:
         text += f" [{info.cite}]"
     return text
-
-
-def _source_text(model: Model, span: n.Span) -> str:
-    """The text a span covers, whitespace collapsed."""
-    lines = model.sources.get(span.file, "").splitlines()[span.line - 1:span.end_line]
-    if not lines:
-        return ""
-    if len(lines) == 1:
-        return " ".join(lines[0][span.column - 1:span.end_column - 1].split())
-    lines[0] = lines[0][span.column - 1:]
-    lines[-1] = lines[-1][:span.end_column - 1]
-    return " ".join(" ".join(lines).split())

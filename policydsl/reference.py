@@ -278,7 +278,7 @@ class ReferencePolicy:
         self.actions: tuple[str, ...] = tuple(model.actions)
         self.stage_field = model.stage_field
         self.zone_field = model.zone_field
-        self.segment_rules = {s.name: RuleInfo(s.span.file, s.span.line, source_text(model, s.span),
+        self.segment_rules = {s.name: RuleInfo(s.span.file, s.span.line, model.source_text(s.span),
                                                reads=names_in(s.condition)) for s in model.segments}
 
     def required_fields(self) -> set[str]:
@@ -516,13 +516,3 @@ def names_in(expr: n.Expr | None) -> tuple[str, ...]:
     elif isinstance(expr, n.Call):
         children = list(expr.args)
     return tuple(dict.fromkeys(name for child in children for name in names_in(child)))
-
-
-def source_text(model: Model, span: n.Span) -> str:
-    """What a span covers in its file, whitespace collapsed (for explanations)."""
-    lines = model.sources.get(span.file, "").splitlines()[span.line - 1:span.end_line]
-    if not lines:
-        return ""
-    lines[-1] = lines[-1][:span.end_column - 1]
-    lines[0] = lines[0][span.column - 1:]
-    return " ".join(" ".join(lines).split())

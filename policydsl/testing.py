@@ -821,7 +821,7 @@ class PolicyCoverage:
         for stage in model.stages:
             self._row(stage, "stage", "stage", f"stage {stage.name} {stage.describe()}", both=False)
         for segment in model.segments:
-            row = self._row(segment, "segment", "segment", ref.source_text(model, segment.span), both=True)
+            row = self._row(segment, "segment", "segment", model.source_text(segment.span), both=True)
             row.conditions.extend(self._operands(segment.condition))
         for rule in [*model.allows, *model.restrictions]:
             label = type(rule).__name__.lower()
@@ -842,7 +842,7 @@ class PolicyCoverage:
         return row
 
     def _item(self, expr: n.Expr, label: str, both: bool) -> CoverageItem:
-        item = CoverageItem("condition", label, expr.span, ref.source_text(self.model, expr.span), both)
+        item = CoverageItem("condition", label, expr.span, self.model.source_text(expr.span), both)
         self.by_node[id(expr)] = item
         return item
 
