@@ -495,7 +495,7 @@ def _explanation_tree(policy: Policy, decision: Decision, now: dt.datetime) -> T
 
 def _add_step(parent: Tree, step: Step, colour: str) -> None:
     node = parent.add(f"[{colour}]{step.verdict}[/]: {escape(step.message)}")
-    node.add(Text.assemble((step.rule.location, "dim"), "  ", highlight(step.rule.text)))
+    node.add(Text.assemble((step.rule.location, "dim"), "  ", highlight(step.rule.head)))
     if step.values:
         node.add(f"[dim]read:[/] {escape(step.values)}")
 
