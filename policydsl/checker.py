@@ -317,8 +317,10 @@ class _Checker:
                         f"{name} = {values} is in no stage", after.span)
 
     def check_segments(self, policy: n.PolicyFile) -> None:
-        defined: set[str] = set()
-        names = {segment.name for segment in policy.segments}
+        """A file's segments, in order; those of files it includes come
+        first and are visible to it."""
+        defined = {segment.name for segment in self.model.segments}
+        names = defined | {segment.name for segment in policy.segments}
         for segment in policy.segments:
             if segment.name in defined or segment.name in self.model.fields:
                 self.report("E106", f"{segment.name!r} is already declared", segment.span)

@@ -3,6 +3,7 @@ column; includes (E002) from files in tmp_path."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,7 @@ actions {
 }
 events { inbound_call }
 """
+NOW_UTC = dt.datetime(2025, 6, 4, 2, 0, tzinfo=dt.UTC)
 STAGES = "stages on dpd {\n    M0 .. 30\n    M1 31 .. 60\n    M2 61 ..\n}\n"
 ALLOW = "allow all\n"
 
@@ -602,3 +604,18 @@ def test_checker_diagnostics_in_an_included_file_point_into_it(tmp_path: Path) -
     (error,) = [d for d in caught.value.diagnostics if d.severity == "error"]
     assert error.code == "E101" and error.span.file.endswith("base.policy")
     assert (error.span.line, error.span.column) == (9, 19)
+
+
+def test_a_baselines_segments_come_along_and_cannot_be_redeclared(tmp_path: Path) -> None:
+    write(tmp_path / "seg.policy", 'policy "b" version "1"\naccount { id : text  score : number = 0 }\n'
+          'actions { call }\nsegment risky when score > 0.5\nallow all\nforbid call when risky because "risky"\n')
+    uses = write(tmp_path / "uses.policy", 'policy "s" version "1"\ninclude "seg.policy"\n'
+                 "segment worse when risky and score > 0.9\nallow all\nforbid call when worse because \"worse\"\n")
+    policy = load_policy(uses)
+    decision = policy.evaluate({"id": "A", "score": "0.95"}, now=NOW_UTC)
+    assert decision.segments == ("risky", "worse")
+    assert {entry.rule.file for entry in decision.blocked} == {str(tmp_path / "seg.policy"), str(uses)}
+    clash = write(tmp_path / "clash.policy", 'policy "s" version "1"\ninclude "seg.policy"\n'
+                  "segment risky when score > 0.9\nallow all\n")
+    _, found = check(load_text(clash.read_text(encoding="utf-8"), str(clash)))
+    assert [(d.code, d.span.line) for d in found if d.severity == "error"] == [("E106", 3)]
