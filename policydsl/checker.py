@@ -104,6 +104,21 @@ class Model:
         return next((stage for stage in self.stages if stage.name == name), None)
 
 
+class Engine:
+    """What every evaluation engine says about the policy it runs (the
+    compiled `Policy` and the `ReferencePolicy` share it)."""
+
+    def __init__(self, model: Model) -> None:
+        header = model.policy.header
+        self.name = header.name
+        self.version = header.version
+        self.path = model.policy.path
+        self.model = model
+        self.actions: tuple[str, ...] = tuple(model.actions)
+        self.stage_field = model.stage_field
+        self.zone_field = model.zone_field
+
+
 def check(policy: n.PolicyFile) -> tuple[Model, list[Diagnostic]]:
     """Check a parsed policy (with its includes loaded). Diagnostics are
     sorted by file and position so output is stable."""

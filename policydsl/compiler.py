@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from . import nodes as n
 from .calendars import is_holiday, known_country
-from .checker import Model
+from .checker import Engine, Model
 from .errors import AccountError
 from .functions import FUNCTIONS, Clock
 from .runtime import (
@@ -238,19 +238,12 @@ class _Stage:
     info: RuleInfo | None
 
 
-class Policy:
+class Policy(Engine):
     """A compiled policy. Immutable and free of I/O and global state, so one
     instance may serve many threads."""
 
     def __init__(self, model: Model) -> None:
-        header = model.policy.header
-        self.name = header.name
-        self.version = header.version
-        self.path = model.policy.path
-        self.model = model
-        self.actions: tuple[str, ...] = tuple(model.actions)
-        self.stage_field = model.stage_field
-        self.zone_field = model.zone_field
+        super().__init__(model)
         self._fields = model.fields
         self._schema = [self._field_reader(f) for f in model.fields.values()]
         self._stages = [_Stage(s.name, s.low, s.high, RuleInfo(s.span.file, s.span.line, f"{s.name} {s.describe()}",

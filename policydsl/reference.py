@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 from . import nodes as n
 from .calendars import is_holiday, known_country
-from .checker import Model
+from .checker import Engine, Model
 from .errors import AccountError
 from .runtime import Blocked, Contact, Decision, Evidence, RuleInfo, describe_days, describe_ranges
 from .values import ValueProblem, default_value, reader_for
@@ -265,19 +265,12 @@ def candidates(zones: Iterable[ZoneInfo], wall_times: set[int], expiries: Iterab
 # ------------------------------------------------------------ the interpreter
 
 
-class ReferencePolicy:
+class ReferencePolicy(Engine):
     """A checked policy, evaluated by walking its syntax tree. Same contract
     as `compiler.Policy`: `evaluate(account, history=(), *, now) -> Decision`."""
 
     def __init__(self, model: Model) -> None:
-        header = model.policy.header
-        self.name = header.name
-        self.version = header.version
-        self.path = model.policy.path
-        self.model = model
-        self.actions: tuple[str, ...] = tuple(model.actions)
-        self.stage_field = model.stage_field
-        self.zone_field = model.zone_field
+        super().__init__(model)
         self.segment_rules = {s.name: RuleInfo(s.span.file, s.span.line, model.source_text(s.span),
                                                reads=names_in(s.condition)) for s in model.segments}
 
