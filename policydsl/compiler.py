@@ -139,20 +139,9 @@ def _compile_bool(expr: n.BoolOp, fields: Mapping[str, n.Field]) -> Compiled:
 
 def names_read(expr: n.Expr | None) -> tuple[str, ...]:
     """Fields and segments an expression reads, in order of first use."""
-    found: list[str] = []
-
-    def visit(node: Any) -> None:
-        if isinstance(node, n.Ref) and node.name not in found:
-            found.append(node.name)
-        for child in ("operand", "left", "right", "item", "container"):
-            if hasattr(node, child):
-                visit(getattr(node, child))
-        for child in getattr(node, "operands", ()) + getattr(node, "args", ()):
-            visit(child)
-
-    if expr is not None:
-        visit(expr)
-    return tuple(found)
+    if expr is None:
+        return ()
+    return tuple(dict.fromkeys(node.name for node in n.walk(expr) if isinstance(node, n.Ref)))
 
 
 def rule_info(rule: Any, reads: tuple[str, ...] = ()) -> RuleInfo:
@@ -502,14 +491,7 @@ def _time_of(contact: Contact) -> dt.datetime:
 
 def _reads_action(expr: n.Expr | None) -> bool:
     """Whether a condition depends on the action being judged."""
-    if expr is None:
-        return False
-    if isinstance(expr, n.ActionRef):
-        return True
-    children = [getattr(expr, name) for name in ("operand", "left", "right", "item", "container")
-                if hasattr(expr, name)]
-    children += list(getattr(expr, "operands", ())) + list(getattr(expr, "args", ()))
-    return any(_reads_action(child) for child in children)
+    return expr is not None and any(isinstance(node, n.ActionRef) for node in n.walk(expr))
 
 
 def _constraints(windows: list[tuple[_Window, str | None]], zones: tuple[ZoneInfo, ...],

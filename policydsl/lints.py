@@ -232,22 +232,13 @@ def _unusable_allows(model: Model) -> Iterator[Diagnostic]:
 
 
 def _referenced_names(model: Model) -> set[str]:
-    names: set[str] = set()
-
-    def visit(node: object) -> None:
-        if isinstance(node, n.Ref):
-            names.add(node.name)
-        for child in ("operand", "left", "right", "item", "container", "condition"):
-            value = getattr(node, child, None)
-            if value is not None:
-                visit(value)
-        for child in (*getattr(node, "operands", ()), *getattr(node, "args", ())):
-            visit(child)
-
-    for segment in model.segments:
-        visit(segment.condition)
+    conditions = [segment.condition for segment in model.segments]
     for rule in [*model.allows, *model.restrictions]:
-        visit(rule)
+        condition = getattr(rule, "condition", None)
+        if condition is not None:
+            conditions.append(condition)
+    names = {node.name for condition in conditions for node in n.walk(condition) if isinstance(node, n.Ref)}
+    for rule in [*model.allows, *model.restrictions]:
         for targets in (rule.targets, getattr(rule, "counted", None), getattr(rule, "after", None)):
             if targets is not None:
                 names.update(targets.names)

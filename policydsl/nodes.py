@@ -8,6 +8,7 @@ resolution and types belong to the checker, execution to the compiler.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 
@@ -128,6 +129,18 @@ Expr = (
     Literal | SetLiteral | Ref | ActionRef | NowRef | Negate | Arithmetic | Compare
     | Membership | BoolOp | Not | Call
 )
+
+
+def walk(expr: Expr) -> Iterator[Expr]:
+    """Every node of an expression, the expression first, operands in the
+    order written: the one traversal the compiler, lints and coverage share."""
+    yield expr
+    for name in ("operand", "left", "right", "item", "container"):
+        child = getattr(expr, name, None)
+        if child is not None:
+            yield from walk(child)
+    for child in (*getattr(expr, "operands", ()), *getattr(expr, "args", ())):
+        yield from walk(child)
 
 
 # ---------------------------------------------------------------- declarations

@@ -25,7 +25,7 @@ import os
 import re
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -848,7 +848,7 @@ class PolicyCoverage:
 
     def _operands(self, expr: n.Expr) -> list[CoverageItem]:
         found: list[CoverageItem] = []
-        for node in _walk(expr):
+        for node in n.walk(expr):
             if isinstance(node, n.BoolOp):
                 found.extend(self._item(operand, "operand", both=True) for operand in node.operands)
         return found
@@ -891,16 +891,6 @@ class PolicyCoverage:
                 parts.append(f"{category}s {covered}/{total}")
         covered, total = self.counts()
         return f"{self.percent:.1f}% ({covered}/{total}: {', '.join(parts)}) over {self.cases} case(s)"
-
-
-def _walk(expr: n.Expr) -> Iterator[n.Expr]:
-    yield expr
-    for name in ("operand", "left", "right", "item", "container"):
-        child = getattr(expr, name, None)
-        if child is not None:
-            yield from _walk(child)
-    for child in (*getattr(expr, "operands", ()), *getattr(expr, "args", ())):
-        yield from _walk(child)
 
 
 @dataclass
