@@ -198,7 +198,6 @@ def _decide_rows(policy: Policy | ReferencePolicy, rows: Iterator[AccountRow], h
 def _with_progress(decisions: Iterator[Decision], label: str) -> Iterator[Decision]:
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} rows"),
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn())
-    size = os.path.getsize(label) if label != "-" and os.path.exists(label) else None
     with Progress(*columns, console=_stderr(), transient=True) as progress:
         task = progress.add_task(Path(label).name, total=None, rate="")
         started = time.perf_counter()
@@ -207,7 +206,6 @@ def _with_progress(decisions: Iterator[Decision], label: str) -> Iterator[Decisi
             if count % 500 == 0:
                 elapsed = time.perf_counter() - started
                 progress.update(task, completed=count, rate=f"{count / elapsed:,.0f} rows/s" if elapsed else "")
-        del size
 
 
 def _write(decisions: Iterator[Decision], output_format: str, out: IO[str]) -> None:
