@@ -60,6 +60,9 @@ class Model:
     fields: dict[str, n.Field] = field(default_factory=dict)
     actions: list[str] = field(default_factory=list)  # decided, in declared order
     events: list[str] = field(default_factory=list)  # history-only names
+    # The history outcomes the policy knows: every outcome its rules name (a
+    # policy-level declaration, when there is one, adds to and checks these).
+    outcomes: list[str] = field(default_factory=list)
     groups: dict[str, list[str]] = field(default_factory=dict)
     stage_field: str | None = None
     stages: list[n.StageRange] = field(default_factory=list)  # sorted by range
@@ -170,6 +173,8 @@ class _Checker:
         for rule in policy.rules:
             self.add_rule(rule)
         self.model.allows.sort(key=lambda allow: allow.stage is None)
+        self.model.outcomes = list(dict.fromkeys(
+            outcome for rule in self.model.restrictions for outcome in (getattr(rule, "outcomes", None) or ())))
         self.check_unallowed_actions()
         for baseline, _ in baselines:
             self.check_dropped(baseline, _include_of(policy, baseline))
