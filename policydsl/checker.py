@@ -63,6 +63,7 @@ class Model:
     # The history outcomes the policy knows: every outcome its rules name (a
     # policy-level declaration, when there is one, adds to and checks these).
     outcomes: list[str] = field(default_factory=list)
+    outcomes_declared: bool = False  # True when the policy lists its outcomes: then no other is valid
     groups: dict[str, list[str]] = field(default_factory=dict)
     stage_field: str | None = None
     stages: list[n.StageRange] = field(default_factory=list)  # sorted by range
