@@ -18,15 +18,27 @@ from typing import Literal, overload
 
 from .checker import Model, check
 from .compiler import Policy
-from .errors import AccountError, Diagnostic, HistoryError, PolicyCheckError, PolicyError, PolicySyntaxError
+from .errors import (
+    AccountError,
+    Diagnostic,
+    HistoryError,
+    InputTypeError,
+    InputValueError,
+    PolicyCheckError,
+    PolicyError,
+    PolicyNotFoundError,
+    PolicySyntaxError,
+    RefusedInputError,
+    UnknownActionError,
+)
 from .loader import load_file, load_text
 from .reference import ReferencePolicy
 from .runtime import Blocked, Contact, Decision, RuleInfo
 
 __all__ = [
-    "AccountError", "Blocked", "Contact", "Decision", "Diagnostic", "HistoryError", "Policy",
-    "PolicyCheckError", "PolicyError", "PolicySyntaxError", "ReferencePolicy", "RuleInfo", "compile_policy",
-    "load_policy",
+    "AccountError", "Blocked", "Contact", "Decision", "Diagnostic", "HistoryError", "InputTypeError",
+    "InputValueError", "Policy", "PolicyCheckError", "PolicyError", "PolicyNotFoundError", "PolicySyntaxError",
+    "ReferencePolicy", "RefusedInputError", "RuleInfo", "UnknownActionError", "compile_policy", "load_policy",
 ]
 
 __version__ = "0.1.0"

@@ -10,14 +10,19 @@ has to resolve a name again.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from . import nodes as n
-from .errors import Diagnostic
+from .errors import AccountError, Diagnostic
 from .functions import FUNCTIONS
 from .values import NUMERIC, ValueProblem, default_value, reader_for, widest
+
+if TYPE_CHECKING:
+    from .runtime import Contact, Decision
 
 # Stable diagnostic codes. Never renumber: users suppress and grep by code.
 CODES = {
@@ -121,6 +126,44 @@ class Engine:
         self.actions: tuple[str, ...] = tuple(model.actions)
         self.stage_field = model.stage_field
         self.zone_field = model.zone_field
+        self.field_names: tuple[str, ...] = tuple(model.fields)
+
+    def evaluate(self, account: Mapping[str, Any], history: Iterable[Contact] = (), *,
+                 now: dt.datetime, strict: bool = False) -> Decision:
+        """Decide what may be done for `account` at `now`.
+
+        `history` is this account's contact history; events after `now` are
+        ignored. Bad account data gives a Decision with `error` set, never an
+        exception: so does a contact of another account, and (`strict=True`)
+        a key that is no field of the policy. Arguments of the wrong kind (a
+        `now` that is no aware datetime, a history item that is no Contact)
+        raise InputTypeError / InputValueError, both PolicyErrors."""
+        from .inputs import accept, check_now, refuse
+
+        now = check_now(now)
+        account, contacts = accept(account, history)
+        try:
+            refuse(account, contacts, self.field_names, strict)
+            return self.decide(self.read_account(account), contacts, now)
+        except AccountError as problem:
+            return self.error_decision(account.get("id"), str(problem))
+        except (ArithmeticError, OverflowError) as problem:
+            return self.error_decision(account.get("id"), f"cannot evaluate: {problem}")
+
+    def error_decision(self, account_id: Any, message: str) -> Decision:
+        """The decision for an account that cannot be evaluated: no action allowed."""
+        from .inputs import shown_id
+        from .runtime import Decision
+
+        return Decision(shown_id(account_id), None, (), (), (), message, actions=self.actions)
+
+    def read_account(self, account: Mapping[str, Any]) -> dict[str, Any]:
+        """Typed values of an account, defaults filled in (each engine reads them its own way)."""
+        raise NotImplementedError
+
+    def decide(self, values: dict[str, Any], history: list[Contact], now: dt.datetime) -> Decision:
+        """The decision for typed account values (each engine decides its own way)."""
+        raise NotImplementedError
 
 
 def check(policy: n.PolicyFile) -> tuple[Model, list[Diagnostic]]:

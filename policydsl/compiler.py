@@ -340,28 +340,7 @@ class Policy(Engine):
                 raise AccountError(name, raw, str(problem)) from None
         return values
 
-    def evaluate(self, account: Mapping[str, Any], history: Iterable[Contact] = (), *,
-                 now: dt.datetime) -> Decision:
-        """Decide what may be done for `account` at `now`.
-
-        `history` is this account's contact history; events after `now` are
-        ignored. Bad account data gives a Decision with `error` set, never
-        an exception; a naive `now` is a programming error (ValueError)."""
-        if now.tzinfo is None or now.utcoffset() is None:
-            raise ValueError("now must be timezone-aware; the evaluator never guesses a zone")
-        try:
-            values = self.read_account(account)
-            return self._decide(values, history, now)
-        except AccountError as problem:
-            return self.error_decision(account.get("id"), str(problem))
-        except (ArithmeticError, OverflowError) as problem:
-            return self.error_decision(account.get("id"), f"cannot evaluate: {problem}")
-
-    def error_decision(self, account_id: Any, message: str) -> Decision:
-        shown = None if account_id is None or account_id == "" else str(account_id)
-        return Decision(shown, None, (), (), (), message)
-
-    def _decide(self, values: dict[str, Any], history: Iterable[Contact], now: dt.datetime) -> Decision:
+    def decide(self, values: dict[str, Any], history: Iterable[Contact], now: dt.datetime) -> Decision:
         zones: tuple[ZoneInfo, ...] = values[self.zone_field] if self.zone_field else (_UTC_ZONE,)
         # Instants in UTC: with the same ZoneInfo on both sides Python adds and subtracts wall-clock
         # time, so `now - 24 hours` on a DST day would not be 24 elapsed hours.
@@ -402,7 +381,7 @@ class Policy(Engine):
                             self._segment_infos)
         return Decision(str(values["id"]) if "id" in values else None, stage.name if stage else None,
                         tuple(segments), tuple(action for _, action in sorted(allowed)), tuple(blocked),
-                        None, evidence)
+                        None, evidence, self.actions)
 
     def _stage_of(self, values: dict[str, Any]) -> _Stage | None:
         if not self._stages:

@@ -8,6 +8,7 @@ zoneinfo exception.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 
 from .nodes import Span
@@ -93,7 +94,7 @@ class AccountError(PolicyError):
         self.field = field
         self.value = value
         self.expected = expected
-        shown = "missing" if value is None else _shorten(repr(value))
+        shown = "missing" if value is None else _shorten(shown_value(value))
         super().__init__(f"field {field!r}: {shown}; expected {expected}")
 
 
@@ -101,6 +102,64 @@ class HistoryError(PolicyError):
     """A contact-history record that cannot be read."""
 
 
+def shown_value(value: object) -> str:
+    """`repr(value)`, except for the values whose repr itself fails: Python
+    refuses to turn an int of over 4,300 digits into text."""
+    if isinstance(value, int) and value.bit_length() > 4000 * 3.33:
+        return f"a whole number of about {int(value.bit_length() * 0.30103):,} digits"
+    try:
+        return repr(value)
+    except ValueError:
+        return f"a {type(value).__name__} too large to show"
+
+
 def _shorten(text: str, limit: int = 80) -> str:
     """Bad values are echoed in errors; a 1 MB cell must not become a 1 MB message."""
     return text if len(text) <= limit else text[:limit] + f"… ({len(text)} characters)"
+
+
+class InputTypeError(PolicyError, TypeError):
+    """An API argument of the wrong kind (a string for `now`, a tuple in the
+    history). A `TypeError` too, so callers that caught Python's own error
+    keep working."""
+
+
+class InputValueError(PolicyError, ValueError):
+    """An API argument of the right kind with a value the evaluator cannot use
+    (a `now` or a contact time without an offset). A `ValueError` too, which
+    is what these inputs raised before."""
+
+
+class UnknownActionError(PolicyError, ValueError):
+    """A decision asked about an action its policy does not declare: answering
+    `False` or `None` would read as "blocked" or "not by time alone"."""
+
+    def __init__(self, action: str, actions: tuple[str, ...]) -> None:
+        self.action = action
+        super().__init__(f"{action!r} is not an action of this policy (its actions: {', '.join(actions)})")
+
+
+class PolicyNotFoundError(PolicySyntaxError, FileNotFoundError):
+    """`load_policy` was given a path where there is no file. A
+    `PolicySyntaxError` (E002, as the CLI prints it) and a `FileNotFoundError`,
+    so callers can tell "no such file" from "a broken policy"."""
+
+    def __init__(self, diagnostic: Diagnostic, source: str | None) -> None:
+        super().__init__(diagnostic, source)
+        self.errno = errno.ENOENT
+        self.filename = diagnostic.span.file
+
+    def __str__(self) -> str:
+        return self.diagnostic.render(self.source)
+
+
+class RefusedInputError(AccountError):
+    """An account the API refuses as a whole (a key that is no field under
+    `strict=True`, a contact of another account). An `AccountError`, so it
+    becomes an error decision like any other bad account value."""
+
+    def __init__(self, field: str, value: object, message: str) -> None:
+        self.field = field
+        self.value = value
+        self.expected = message
+        PolicyError.__init__(self, message)

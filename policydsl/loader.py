@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import nodes as n
-from .errors import Diagnostic, PolicySyntaxError
+from .errors import Diagnostic, PolicyNotFoundError, PolicySyntaxError
 from .parser import parse
 
 MAX_INCLUDE_DEPTH = 16
@@ -25,6 +25,8 @@ def read_source(path: str | os.PathLike[str]) -> str:
     shown = str(path)
     try:
         data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise PolicyNotFoundError(_file_error(shown, "policy file not found").diagnostic, None) from None
     except OSError as exc:
         raise _file_error(shown, f"cannot read policy file: {exc.strerror or exc}") from None
     try:

@@ -277,10 +277,6 @@ class ReferencePolicy(Engine):
     def required_fields(self) -> set[str]:
         return {name for name, fld in self.model.fields.items() if fld.default is None}
 
-    def error_decision(self, account_id: Any, message: str) -> Decision:
-        shown = None if account_id is None or account_id == "" else str(account_id)
-        return Decision(shown, None, (), (), (), message)
-
     def read_account(self, account: Mapping[str, Any]) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for name, fld in self.model.fields.items():
@@ -296,17 +292,6 @@ class ReferencePolicy(Engine):
             except ValueProblem as problem:
                 raise AccountError(name, raw, str(problem)) from None
         return values
-
-    def evaluate(self, account: Mapping[str, Any], history: Iterable[Contact] = (), *,
-                 now: dt.datetime) -> Decision:
-        if now.tzinfo is None or now.utcoffset() is None:
-            raise ValueError("now must be timezone-aware; the evaluator never guesses a zone")
-        try:
-            return self.decide(self.read_account(account), list(history), now)
-        except AccountError as problem:
-            return self.error_decision(account.get("id"), str(problem))
-        except (ArithmeticError, OverflowError) as problem:
-            return self.error_decision(account.get("id"), f"cannot evaluate: {problem}")
 
     # -- one account
     def decide(self, values: dict[str, Any], history: list[Contact], now: dt.datetime) -> Decision:
@@ -360,7 +345,8 @@ class ReferencePolicy(Engine):
         evidence = Evidence(values, self.stage_rule(stage), self.stage_field, allowed_by, self.segment_rules)
         return Decision(str(values["id"]) if "id" in values else None, stage_name,
                         tuple(name for name in env.segments if env.segments[name]),
-                        tuple(action for _, action in sorted(placed)), tuple(blocked), None, evidence)
+                        tuple(action for _, action in sorted(placed)), tuple(blocked), None, evidence,
+                        self.actions)
 
     def stage_of(self, values: dict[str, Any]) -> n.StageRange | None:
         """The account's stage; None when there are stages and it is in none."""

@@ -18,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .calendars import is_holiday
+from .errors import InputTypeError, InputValueError, UnknownActionError
 
 UTC = dt.UTC
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -62,11 +63,16 @@ class Contact:
     outcome: str = ""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.at, dt.datetime):
+            raise InputTypeError(f"contact time must be a datetime, not {type(self.at).__name__}")
         if self.at.tzinfo is None or self.at.utcoffset() is None:
-            raise ValueError(f"contact time {self.at.isoformat()} has no offset")
+            raise InputValueError(f"contact time {self.at.isoformat()} has no offset")
         # Kept in UTC: the same instant, and arithmetic on it is elapsed time
         # (Python adds wall-clock time to datetimes that share a ZoneInfo).
-        object.__setattr__(self, "at", self.at.astimezone(UTC))
+        try:
+            object.__setattr__(self, "at", self.at.astimezone(UTC))
+        except OverflowError:
+            raise InputValueError(f"contact time {self.at.isoformat()} is outside the years 1-9999 in UTC") from None
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,9 @@ class Decision:
     blocked: tuple[Blocked, ...]
     error: str | None = None
     evidence: Evidence = field(default_factory=Evidence, compare=False, repr=False)
+    # The deciding policy's actions, so that asking about an action it does not
+    # declare is an error rather than a plausible False/None (None: not known).
+    actions: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def next_action(self) -> str | None:
@@ -121,14 +130,22 @@ class Decision:
         return self.allowed[0] if self.allowed else None
 
     def is_allowed(self, action: str) -> bool:
+        """Raises UnknownActionError for an action the policy does not declare."""
+        self._known(action)
         return action in self.allowed
 
     def until(self, action: str) -> dt.datetime | None:
-        """When a blocked `action` becomes allowed (None: not by time alone)."""
+        """When a blocked `action` becomes allowed (None: not by time alone,
+        or already allowed). Raises UnknownActionError for an undeclared action."""
+        self._known(action)
         for entry in self.blocked:
             if entry.action == action:
                 return entry.until
         return None
+
+    def _known(self, action: str) -> None:
+        if self.actions is not None and action not in self.actions:
+            raise UnknownActionError(action, self.actions)
 
     def reasons(self, action: str) -> tuple[Blocked, ...]:
         return tuple(entry for entry in self.blocked if entry.action == action)

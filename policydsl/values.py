@@ -27,6 +27,20 @@ class ValueProblem(ValueError):
     """A value that does not fit its type; the message says what was expected."""
 
 
+# The most digits a whole number may have, from a CSV cell or the API alike:
+# Python itself refuses to turn longer ints into text (for messages, JSON).
+MAX_DIGITS = 4300
+
+
+_TOO_BIG = 10 ** MAX_DIGITS
+
+
+def _bounded(value: int) -> int:
+    if -_TOO_BIG < value < _TOO_BIG:
+        return value
+    raise ValueProblem(f"a whole number of at most {MAX_DIGITS} digits")
+
+
 def widest(left: str, right: str) -> str:
     """Result type of arithmetic on two numeric types: money wins, then number."""
     for kind in ("money", "number"):
@@ -39,14 +53,14 @@ def read_int(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueProblem("a whole number")
     if isinstance(value, int):
-        return value
+        return _bounded(value)
     if isinstance(value, str) and _INT.fullmatch(value.strip()):
         try:
             return int(value)
         except ValueError:  # more digits than int() converts
-            raise ValueProblem("a whole number of at most 4300 digits") from None
-    if isinstance(value, Decimal) and value == value.to_integral_value():
-        return int(value)
+            raise ValueProblem(f"a whole number of at most {MAX_DIGITS} digits") from None
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return _bounded(int(value))
     raise ValueProblem("a whole number")
 
 
@@ -58,7 +72,7 @@ def read_decimal(value: Any) -> Decimal:
             raise ValueProblem("a finite decimal number")
         return value
     if isinstance(value, int):
-        return Decimal(value)
+        return Decimal(_bounded(value))
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
             raise ValueProblem("a finite decimal number")
@@ -115,7 +129,10 @@ def read_datetime(value: Any) -> dt.datetime:
         raise ValueProblem("an ISO-8601 instant with an offset, such as 2025-06-01T08:00:00+08:00")
     # In UTC: Python adds to and compares datetimes of one ZoneInfo by wall clock,
     # so `paid_at + 24 hours` would not be 24 elapsed hours across a DST change.
-    return parsed.astimezone(dt.UTC)
+    try:
+        return parsed.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+05:00 is before the first instant Python has
+        raise ValueProblem("an instant between the years 1 and 9999 in UTC") from None
 
 
 @lru_cache(maxsize=1024)
