@@ -44,7 +44,7 @@ def decide_row(policy: Engine, row: AccountRow, contacts: list[Contact], broken:
     if row.values is None:
         return policy.error_decision(row.account_id, row.problem or f"{where}: unreadable")
     if broken is not None:
-        return policy.error_decision(row.account_id, f"{where}: contact history unreadable: {broken}")
+        return policy.error_decision(row.account_id, f"{where}: contact history: {broken}")
     decision = policy.evaluate(row.values, contacts, now=now)
     if decision.error:
         return policy.error_decision(decision.account_id, f"{where}: {decision.error}")

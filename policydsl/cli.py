@@ -35,20 +35,26 @@ from .errors import Diagnostic, PolicyCheckError, PolicySyntaxError, excerpt
 from .explain import Step, explanation, overview
 from .formatter import FormatterError, format_source
 from .highlight import highlight, highlight_fragment
+from .inputs import did_you_mean, normalise_id
 from .io import (
-    CSV_COLUMNS,
     AccountRow,
+    AccountsFile,
     History,
     InputError,
     RejectedRows,
+    Vocabulary,
     atomic_output,
+    check_outputs,
+    csv_header,
     decision_csv_row,
     decision_json,
+    first_reasons,
     read_accounts,
     read_history,
+    visible,
 )
 from .loader import load_file, read_source
-from .runtime import Blocked, Decision
+from .runtime import Decision, format_instant
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNUSABLE = 0, 1, 2
 
@@ -130,9 +136,16 @@ def main() -> None:
               help="Worker processes; output order is unchanged.")
 @click.option("--engine", type=click.Choice(ENGINES), default="compiled", show_default=True,
               help="reference: the slow tree-walking interpreter, for cross-checking (same decisions).")
+@click.option("--strict", is_flag=True,
+              help="Exit 2 before any decision when an accounts column is no field or a defaulted field has no "
+                   "column; an account with a history row naming an unknown action or outcome gets an error.")
+@click.option("--blocked", "blocked_entries", type=click.Choice(["all", "actionable"]), default="all",
+              show_default=True,
+              help="JSONL: actionable leaves out the entries time cannot lift (not_allowed, and forbids whose "
+                   "until is null).")
 def run(policy_path: str, accounts_path: str, history_path: str | None, now_text: str | None,
         output_format: str, output_path: str | None, errors_path: str | None, include_paths: tuple[str, ...],
-        quiet: bool, jobs: int, engine: str) -> None:
+        quiet: bool, jobs: int, engine: str, strict: bool, blocked_entries: str) -> None:
     """Decide every account of ACCOUNTS under POLICY: one decision per row, in order."""
     now = _parse_now(now_text)
     policy: Policy | ReferencePolicy = _load(policy_path, include_paths)
@@ -140,36 +153,86 @@ def run(policy_path: str, accounts_path: str, history_path: str | None, now_text
         policy = ReferencePolicy(policy.model)
     started = time.perf_counter()
     try:
-        history = read_history(history_path) if history_path else History()
+        history = read_history(history_path, Vocabulary.of(policy.model)) if history_path else History()
         rows = read_accounts(accounts_path, policy.required_fields(), set(policy.model.fields))
-        first = next(rows, None)  # surfaces a missing column before any output is created
+        check_outputs({"-o": output_path, "--errors": errors_path},
+                      [*policy.model.sources, accounts_path, *([history_path] if history_path else [])])
     except InputError as error:
         _stderr().print(f"[red]error:[/] {escape(str(error))}")
         sys.exit(EXIT_UNUSABLE)
+    if strict and rows.notes:
+        _refuse_strict(rows.notes)
     for problem in history.problems:
-        _stderr().print(f"[yellow]history:[/] {escape(problem)}")
+        _stderr().print(f"[yellow]history:[/] {visible(problem)}")
+    if strict:
+        for account_id, why in history.refused.items():
+            history.broken.setdefault(account_id, why)
     stats = _RunStats()
-    all_rows = _chain(first, rows)
     try:
         with atomic_output(output_path) as out, _optional_output(errors_path) as rejected_handle:
-            rejected = RejectedRows(rejected_handle, first.header if first else []) if rejected_handle else None
+            rejected = RejectedRows(rejected_handle, rows.header) if rejected_handle else None
             spec = PolicySpec(policy_path, include_paths, engine)
-            decisions = _decide_rows(policy, all_rows, history, now, stats, rejected, jobs, spec)
+            decisions = _decide_rows(policy, iter(rows), history, now, stats, rejected, jobs, spec)
             if not quiet and _stderr().is_terminal:
                 decisions = _with_progress(decisions, accounts_path)
-            _write(decisions, output_format, out)
-    except InputError as error:  # an output file that cannot be created
+            _write(decisions, output_format, out, policy.actions, blocked_entries)
+    except InputError as error:  # an output file that cannot be created or written
         _stderr().print(f"[red]error:[/] {escape(str(error))}")
         sys.exit(EXIT_UNUSABLE)
-    if not quiet:
-        _print_summary(stats, history, time.perf_counter() - started, [s.name for s in policy.model.stages])
+    report = _input_report(rows, history, stats)
+    if quiet:
+        for line in report:
+            _stderr().print(line)
+    else:
+        _print_summary(stats, history, time.perf_counter() - started, [s.name for s in policy.model.stages], report)
     sys.exit(EXIT_PROBLEMS if stats.errors or history.problems else EXIT_OK)
 
 
-def _chain(first: AccountRow | None, rest: Iterator[AccountRow]) -> Iterator[AccountRow]:
-    if first is not None:
-        yield first
-        yield from rest
+def _refuse_strict(notes: list[str]) -> None:
+    """`--strict`: every input the policy would ignore stops the run before
+    any output is created."""
+    console = _stderr()
+    for note in notes:
+        console.print(f"[red]error:[/] {visible(note)}")
+    console.print(f"[red]--strict: {_plural(len(notes), 'problem')} in the inputs; nothing decided[/]")
+    sys.exit(EXIT_UNUSABLE)
+
+
+def _input_report(rows: AccountsFile, history: History, stats: _RunStats) -> list[str]:
+    """What the inputs held that the policy does not read: ignored and absent
+    columns, removed byte-order marks, history rows naming unknown actions or
+    outcomes, history rows of no account in the run (rich markup)."""
+    note = "[yellow]note:[/]"
+    lines = [f"{note} {_shown(text)}" for text in rows.notes]
+    for path, numbers in ((rows.path, rows.bom_lines), (history.path, history.bom_lines)):
+        if numbers:
+            lines.append(f"{note} {_shown(path)}: byte-order mark inside the file removed on "
+                         f"line(s) {_lines_list(numbers)} (concatenated exports?)")
+    free_text = []
+    for (what, value), (count, meant) in sorted(history.unknown.items()):
+        if what == "outcome" and meant is None and not history.outcomes_declared:
+            free_text.append(f"{_shown(repr(value))} ×{count:,}")
+            continue
+        hint = f" (did you mean {_shown(repr(meant))}?)" if meant is not None else ""
+        verb = "names" if count == 1 else "name"
+        lines.append(f"{note} {_shown(history.path)}: {_plural(count, 'row')} {verb} {what} {_shown(repr(value))}, "
+                     f"which the policy does not know{hint}")
+    if free_text:
+        lines.append(f"{note} {_shown(history.path)}: outcomes no rule names (free text, never matched): "
+                     + ", ".join(free_text))
+    if history.refused and history.refused.keys() <= history.broken.keys():
+        lines.append(f"{note} --strict: {_plural(len(history.refused), 'account')} not decided because of "
+                     "history rows naming an unknown action or outcome")
+    unmatched = history.unmatched(stats.seen)
+    if unmatched:
+        lines.append(f"{note} {_shown(history.path)}: {_plural(unmatched, 'row')} for account ids that are not in "
+                     "the accounts file (they decided nothing)")
+    return lines
+
+
+def _lines_list(numbers: list[int], shown: int = 5) -> str:
+    listed = ", ".join(str(number) for number in numbers[:shown])
+    return listed + (f" and {len(numbers) - shown:,} more" if len(numbers) > shown else "")
 
 
 class _RunStats:
@@ -178,6 +241,7 @@ class _RunStats:
         self.errors = 0
         self.stages: Counter[str] = Counter()
         self.next_actions: Counter[str] = Counter()
+        self.seen: set[str] = set()  # ids of the run that have contact history
 
 
 def _decide_rows(policy: Policy | ReferencePolicy, rows: Iterator[AccountRow], history: History, now: dt.datetime,
@@ -185,6 +249,8 @@ def _decide_rows(policy: Policy | ReferencePolicy, rows: Iterator[AccountRow], h
                  ) -> Iterator[Decision]:
     for row, decision in decide_stream(policy, rows, history, now, jobs, spec):
         stats.rows += 1
+        if row.account_id in history.contacts:
+            stats.seen.add(row.account_id)
         if decision.error:
             stats.errors += 1
             if rejected is not None:
@@ -208,36 +274,61 @@ def _with_progress(decisions: Iterator[Decision], label: str) -> Iterator[Decisi
                 progress.update(task, completed=count, rate=f"{count / elapsed:,.0f} rows/s" if elapsed else "")
 
 
-def _write(decisions: Iterator[Decision], output_format: str, out: IO[str]) -> None:
+def _write(decisions: Iterator[Decision], output_format: str, out: IO[str], actions: tuple[str, ...],
+           blocked: str) -> None:
     if output_format == "jsonl":
         for decision in decisions:
-            out.write(decision_json(decision) + "\n")
+            out.write(decision_json(decision, blocked) + "\n")
     elif output_format == "csv":
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow(csv_header(actions))
         for decision in decisions:
-            writer.writerow(decision_csv_row(decision))
+            writer.writerow(decision_csv_row(decision, actions))
     else:
         _write_table(decisions, out)
 
 
+def _shown(text: str) -> str:
+    """Input text for the terminal: control characters escaped, then markup."""
+    return escape(visible(text))
+
+
 def _write_table(decisions: Iterator[Decision], out: IO[str]) -> None:
-    table = Table(show_lines=False, header_style="bold")
-    for column in ("account", "stage", "segments", "next action", "allowed", "blocked (first reason)"):
-        table.add_column(column, overflow="fold")
+    """One row per account: id, stage and segments; the next action, then the
+    other allowed ones; each block that time lifts with its `until` and first
+    restricting reason, then the fixed ones grouped by kind (their reasons are
+    in the JSONL and `policy explain`). One identifier per line, so a narrow
+    terminal wraps between names rather than inside them."""
+    table = Table(show_lines=True, header_style="bold", expand=True)
+    table.add_column("account / stage / segments", overflow="fold", ratio=1, min_width=20)
+    table.add_column("next action / allowed", overflow="fold", ratio=1, min_width=18)
+    table.add_column("blocked: until · first reason", overflow="fold", ratio=2)
     for decision in decisions:
+        account = f"[bold]{_shown(decision.account_id or '?')}[/]"
         if decision.error:
-            table.add_row(escape(decision.account_id or "?"), "", "", "", "", f"[red]{escape(decision.error)}[/]")
+            table.add_row(account, "", f"[red]{_shown(decision.error)}[/]")
             continue
-        first: dict[str, Blocked] = {}
-        for entry in decision.blocked:
-            first.setdefault(entry.action, entry)
-        blocked = "\n".join(f"{action}: {escape(entry.reason)}" for action, entry in first.items()
-                            if entry.kind != "not_allowed")
-        table.add_row(escape(decision.account_id or ""), decision.stage or "-", ", ".join(decision.segments),
-                      f"[green]{decision.next_action}[/]" if decision.next_action else "-",
-                      ", ".join(decision.allowed), blocked)
+        account += "\n" + _shown(decision.stage or "(no stage)")
+        account += "".join(f"\n[dim]{_shown(name)}[/]" for name in decision.segments)
+        allowed = f"[green]{_shown(decision.next_action)}[/]" if decision.next_action else "-"
+        allowed += "".join(f"\n{_shown(name)}" for name in decision.allowed[1:])
+        table.add_row(account, allowed, _blocked_cell(decision))
     Console(file=out, highlight=False, width=None if out.isatty() else 160).print(table)
+
+
+_FIXED_LABELS = {"not_allowed": "not allowed here", "forbidden": "forbidden"}
+
+
+def _blocked_cell(decision: Decision) -> str:
+    lifts: list[str] = []
+    fixed: dict[str, list[str]] = {}
+    for action, entry in first_reasons(decision).items():
+        if entry.until is not None:
+            lifts.append(f"[bold]{_shown(action)}[/] until {format_instant(entry.until)} · {_shown(entry.reason)}")
+        else:
+            fixed.setdefault(_FIXED_LABELS.get(entry.kind, f"{entry.kind}, not lifted by time"), []).append(action)
+    groups = [f"[dim]{label}: {_shown(', '.join(names))}[/]" for label, names in fixed.items()]
+    return "\n".join(lifts + groups)
 
 
 class _optional_output:
@@ -262,8 +353,10 @@ def _plural(count: int, noun: str) -> str:
     return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
-def _print_summary(stats: _RunStats, history: History, elapsed: float, stage_order: list[str]) -> None:
+def _print_summary(stats: _RunStats, history: History, elapsed: float, stage_order: list[str],
+                   report: list[str]) -> None:
     """The reconciliation first (rows read = decisions + error rows), then
+    what the inputs held that the policy does not read (`report`), then
     where the portfolio stands: accounts by stage and by next action."""
     console = _stderr()
     decided = stats.rows - stats.errors
@@ -275,6 +368,8 @@ def _print_summary(stats: _RunStats, history: History, elapsed: float, stage_ord
         unreadable = len(history.problems)
         console.print(f"contact history: {_plural(history.rows, 'row')}, "
                       + (f"[red]{unreadable:,} unreadable[/]" if unreadable else "all readable"))
+    for line in report:
+        console.print(line)
     if not decided:
         return
     by_stage = Table("stage", Column("accounts", justify="right"), header_style="bold", box=box.SIMPLE)
@@ -439,43 +534,64 @@ def _account_option(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--history", "history_path", type=click.Path(dir_okay=False))
 @click.option("--now", "now_text", help="Evaluation instant, ISO-8601 with offset (default: now).")
 @click.option("--include-path", "include_paths", multiple=True, type=click.Path(file_okay=False))
+@click.option("--strict", is_flag=True,
+              help="Exit 2 on an accounts column or --account key that is no field, or a defaulted field without "
+                   "a column; no explanation on history rows naming an unknown action or outcome.")
 def explain(policy_path: str, accounts_path: str | None, account_pairs: tuple[str, ...], account_id: str | None,
-            history_path: str | None, now_text: str | None, include_paths: tuple[str, ...]) -> None:
+            history_path: str | None, now_text: str | None, include_paths: tuple[str, ...], strict: bool) -> None:
     """Why each action is allowed or blocked for one account."""
     now = _parse_now(now_text)
     policy = _load(policy_path, include_paths)
     try:
-        history = read_history(history_path) if history_path else History()
-        account = _find_account(policy, accounts_path, account_id, account_pairs)
+        history = read_history(history_path, Vocabulary.of(policy.model)) if history_path else History()
+        account, notes = _find_account(policy, accounts_path, account_id, account_pairs)
     except InputError as error:
         _stderr().print(f"[red]error:[/] {escape(str(error))}")
         sys.exit(EXIT_UNUSABLE)
+    if strict and notes:
+        _refuse_strict(notes)
+    for note in notes:
+        _stderr().print(f"[yellow]note:[/] {_shown(note)}")
     decision = policy.evaluate(account, history.for_account(account.get("id")), now=now)
-    if account.get("id") in history.broken:  # as in `run`: never decide on a partial history
-        decision = policy.error_decision(account.get("id"),
-                                         f"contact history unreadable: {history.broken[account['id']]}")
+    problem = history.broken.get(account.get("id", "")) or (history.refused.get(account.get("id", "")) if strict
+                                                             else None)
+    if problem is not None:  # as in `run`: never decide on a partial history
+        decision = policy.error_decision(account.get("id"), f"contact history: {problem}")
     console = Console(highlight=False)
     if decision.error:
-        console.print(f"[red]account {escape(str(account.get('id')))} cannot be evaluated:[/] "
-                      f"{escape(decision.error)}")
+        console.print(f"[red]account {_shown(str(account.get('id')))} cannot be evaluated:[/] "
+                      f"{_shown(decision.error)}")
         sys.exit(EXIT_PROBLEMS)
     console.print(_explanation_tree(policy, decision, now))
 
 
 def _find_account(policy: Policy, accounts_path: str | None, account_id: str | None,
-                  pairs: tuple[str, ...]) -> dict[str, str]:
+                  pairs: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
+    """The account to explain, and what its input held that the policy does
+    not read (keys or columns that are no field, fields left to defaults)."""
     if pairs:
-        return _account_option(pairs)
+        account = _account_option(pairs)
+        if "id" in account:
+            account["id"] = normalise_id(account["id"])
+        fields = set(policy.model.fields)
+        notes = [f"--account: {_unknown_key(key, fields)}" for key in account if key not in fields]
+        return account, notes
     if not accounts_path or not account_id:
         raise click.UsageError("give --account field=value,... or ACCOUNTS with --id ID")
-    for row in read_accounts(accounts_path, set()):
-        if row.values is not None and row.account_id == account_id:
-            return row.values
-    raise InputError(f"{accounts_path}: no account with id {account_id!r}")
+    wanted = normalise_id(account_id)
+    rows = read_accounts(accounts_path, set(), set(policy.model.fields))
+    for row in rows:
+        if row.values is not None and row.account_id == wanted:
+            return row.values, rows.notes
+    raise InputError(f"{accounts_path}: no account with id {wanted!r}")
+
+
+def _unknown_key(key: str, fields: set[str]) -> str:
+    return f"{key!r} is not a field of the policy and is ignored" + did_you_mean(key, sorted(fields))
 
 
 def _explanation_tree(policy: Policy, decision: Decision, now: dt.datetime) -> Tree:
-    tree = Tree(f"[bold]account {escape(decision.account_id or '?')}[/] at {now.isoformat()}  ·  "
+    tree = Tree(f"[bold]account {_shown(decision.account_id or '?')}[/] at {now.isoformat()}  ·  "
                 f"next action: [bold green]{decision.next_action or 'none'}[/]")
     for step in overview(decision):
         _add_step(tree, step, "cyan")
@@ -492,10 +608,10 @@ def _explanation_tree(policy: Policy, decision: Decision, now: dt.datetime) -> T
 
 
 def _add_step(parent: Tree, step: Step, colour: str) -> None:
-    node = parent.add(f"[{colour}]{step.verdict}[/]: {escape(step.message)}")
-    node.add(Text.assemble((step.rule.location, "dim"), "  ", highlight(step.rule.head)))
+    node = parent.add(f"[{colour}]{step.verdict}[/]: {_shown(step.message)}")
+    node.add(Text.assemble((visible(step.rule.location), "dim"), "  ", highlight(visible(step.rule.head))))
     if step.values:
-        node.add(f"[dim]read:[/] {escape(step.values)}")
+        node.add(f"[dim]read:[/] {_shown(step.values)}")
 
 
 # ------------------------------------------------------------ test

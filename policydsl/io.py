@@ -16,16 +16,17 @@ import contextlib
 import csv
 import json
 import os
+import stat
 import sys
 import tempfile
 from collections import deque
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import IO, TYPE_CHECKING, Any
 
 from .errors import PolicyError
 from .inputs import normalise_id
-from .runtime import Contact, Decision
+from .runtime import Blocked, Contact, Decision, format_instant
 from .values import ValueProblem, read_datetime
 
 if TYPE_CHECKING:
@@ -255,8 +256,10 @@ class AccountsFile:
     def notes(self) -> list[str]:
         """What a run reports about this file (and `--strict` refuses)."""
         notes = [f"{self.path}: {text}" for text in self.unknown]
-        notes += [f"{self.path}: field {name!r} has no column: its default is used for every row"
-                  for name in self.absent]
+        if self.absent:
+            fields = ", ".join(self.absent)
+            notes.append(f"{self.path}: {len(self.absent)} defaulted field(s) have no column, so their defaults "
+                         f"are used for every row: {fields}")
         return notes
 
     def _read(self, handle: IO[str], records: Iterator[_Record], checked: list[int]) -> Iterator[AccountRow]:
@@ -358,6 +361,7 @@ class History:
     refused: dict[str, str] = field(default_factory=dict)  # account id -> first row `--strict` refuses
     bom_lines: list[int] = field(default_factory=list)
     path: str = ""
+    outcomes_declared: bool = False  # the policy closed its outcome vocabulary
 
     def for_account(self, account_id: str | None) -> list[Contact]:
         return self.contacts.get(account_id or "", [])
@@ -376,14 +380,15 @@ class History:
         entry[0] += 1
         if refused and account_id not in self.refused:
             hint = f" (did you mean {meant!r}?)" if meant is not None else ""
-            self.refused[account_id] = f"{where}: {what} {value!r} is not one the policy knows{hint}"
+            self.refused[account_id] = (f"row {where} names {what} {value!r}, which the policy does not know{hint}; "
+                                        "--strict decides no account on such a row")
 
 
 def read_history(path: str, vocabulary: Vocabulary | None = None) -> History:
     """The contact history, indexed by (normalised) account id. With a
     `vocabulary`, rows naming an action or outcome the policy does not know
     are counted in `unknown` (and their accounts noted in `refused`)."""
-    history = History(path=path)
+    history = History(path=path, outcomes_declared=vocabulary is not None and vocabulary.outcomes_declared)
     handle = _open_text(path)
     with handle:
         records = _records(handle)
@@ -429,7 +434,7 @@ def _add_contact(history: History, path: str, record: _Record, header: list[str]
         problem = f"{path}:{record.line}: {problem}"
         history.problems.append(problem)
         if account_id and account_id not in history.broken:
-            history.broken[account_id] = problem
+            history.broken[account_id] = f"unreadable row {problem}"
         return None
     outcome = cells[index["outcome"]].strip() if "outcome" in index else ""
     contact = Contact(account_id, cells[index["action"]].strip(), at, outcome)
@@ -439,50 +444,190 @@ def _add_contact(history: History, path: str, record: _Record, header: list[str]
 
 # ------------------------------------------------------------ output
 
-CSV_COLUMNS = ("account_id", "stage", "segments", "allowed", "next_action", "blocked", "error")
+CSV_COLUMNS = ("account_id", "stage", "segments", "next_action", "allowed", "error")  # then 3 per action
 
 
-def decision_json(decision: Decision) -> str:
+def decision_json(decision: Decision, blocked: str = "all") -> str:
+    """One JSONL line. `blocked="actionable"` leaves out the fixed entries."""
+    if blocked == "actionable":
+        decision = actionable(decision)
     return json.dumps(decision.to_dict(), ensure_ascii=False, separators=(",", ":"))
 
 
-def decision_csv_row(decision: Decision) -> list[str]:
-    """Flat form: lists `;`-separated, `blocked` as compact JSON."""
-    data = decision.to_dict()
-    return [
-        data["account_id"] or "",
-        data["stage"] or "",
-        ";".join(data["segments"]),
-        ";".join(data["allowed"]),
-        data["next_action"] or "",
-        json.dumps(data["blocked"], ensure_ascii=False, separators=(",", ":")),
-        data["error"] or "",
-    ]
+def is_fixed(entry: Blocked) -> bool:
+    """An entry time alone cannot lift: the stage does not allow the action,
+    or a forbid holds and nothing says until when."""
+    return entry.kind == "not_allowed" or (entry.kind == "forbidden" and entry.until is None)
+
+
+def actionable(decision: Decision) -> Decision:
+    """The decision without its fixed blocked entries (for plan consumers: the
+    rest are the blocks that lift, each with its `until`)."""
+    return replace(decision, blocked=tuple(entry for entry in decision.blocked if not is_fixed(entry)))
+
+
+def first_reasons(decision: Decision) -> dict[str, Blocked]:
+    """For each blocked action, the entry to show first: the first that
+    restricts it (anything but "not allowed in this stage"), else that one."""
+    shown: dict[str, Blocked] = {}
+    for entry in decision.blocked:
+        known = shown.get(entry.action)
+        if known is None or (known.kind == "not_allowed" and entry.kind != "not_allowed"):
+            shown[entry.action] = entry
+    return shown
+
+
+def csv_header(actions: Iterable[str]) -> list[str]:
+    """The fixed columns, then per action its status, `until` and first reason."""
+    return [*CSV_COLUMNS, *(f"{action}{suffix}" for action in actions for suffix in ("", "_until", "_reason"))]
+
+
+def decision_csv_row(decision: Decision, actions: Iterable[str]) -> list[str]:
+    """Flat form, one value per cell: lists `;`-separated; per action
+    `allowed` or the kind of its first restricting entry (`forbidden`,
+    `window`, `limit`, `quiet`, `not_allowed`), its `until` and that reason.
+    Every cell is made safe to open in a spreadsheet."""
+    first = first_reasons(decision)
+    cells = [decision.account_id or "", decision.stage or "", ";".join(decision.segments),
+             decision.next_action or "", ";".join(decision.allowed), decision.error or ""]
+    for action in actions:
+        entry = first.get(action)
+        if entry is None:
+            cells += ["allowed" if action in decision.allowed else "", "", ""]
+        else:
+            cells += [entry.kind, format_instant(entry.until) or "", entry.reason]
+    return [spreadsheet_safe(cell) for cell in cells]
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """A cell a spreadsheet shows as text: one that begins like a formula
+    (`=`, `+`, `-`, `@`, tab, carriage return) gets a leading `'`, as OWASP
+    recommends against CSV injection."""
+    return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
+
+
+def visible(text: str) -> str:
+    """Text safe to write to a terminal: control and other unprintable
+    characters (escape sequences, carriage returns, bidi overrides) are shown
+    as Python-style escapes instead of acting on the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else _escaped(char) for char in text)
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    named = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(char)
+    if named is not None:
+        return named
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return info.st_dev, info.st_ino
+
+
+def check_outputs(outputs: dict[str, str | None], inputs: Iterable[str]) -> None:
+    """InputError when an output is one of the inputs or another output:
+    writing it would destroy what the run reads (or keep one of two
+    outputs). Compared as files (device and inode), not by name, so
+    `./in.csv`, a symlink or a hard link are caught too; outputs that do not
+    exist yet are compared by their resolved path. Non-regular outputs
+    (`/dev/null`, a terminal, a FIFO) are never replaced and are exempt."""
+    named_inputs = [path for path in inputs if path != "-"]
+    input_ids = {_identity(path): path for path in named_inputs}
+    seen: dict[object, str] = {}
+    for option, path in outputs.items():
+        if path is None or path == "-" or _is_special(path):
+            continue
+        identity = _identity(path)
+        if identity is not None and identity in input_ids:
+            raise InputError(f"{option} {path}: is the input {input_ids[identity]}; refusing to overwrite it")
+        key = identity if identity is not None else os.path.realpath(path)
+        if key in seen:
+            raise InputError(f"{option} {path}: is also the {seen[key]} output; give two different files")
+        seen[key] = option
+
+
+def _is_special(path: str) -> bool:
+    """A target that exists and is no regular file (device, FIFO, socket)."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 @contextlib.contextmanager
 def atomic_output(path: str | None) -> Iterator[IO[str]]:
-    """Standard output, or a file that appears only once fully written."""
+    """Standard output, or a file that appears only once fully written.
+
+    A regular file (or a new one) is written to a temporary file beside its
+    resolved target (a symlink stays a link) and renamed into place; a
+    device, FIFO or the like is written directly (replacing `/dev/null` with
+    a file would be wrong). A write that fails (a full disk) is an InputError
+    naming the target, with the old output intact and no temporary file left."""
     if path is None or path == "-":
-        yield sys.stdout
-        sys.stdout.flush()
+        try:
+            yield sys.stdout
+        except OSError as exc:
+            raise InputError(f"standard output: cannot write: {exc.strerror or exc}") from None
+        _finish("standard output", sys.stdout.flush)
         return
-    directory = os.path.dirname(os.path.abspath(path))
+    if _is_special(path):
+        with _direct(path) as handle:
+            yield handle
+        return
+    target = os.path.realpath(path)
     try:
-        fd, temporary = tempfile.mkstemp(prefix=".policy-", suffix=".tmp", dir=directory)
+        fd, temporary = tempfile.mkstemp(prefix=".policy-", suffix=".tmp", dir=os.path.dirname(target))
     except OSError as exc:
         raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
     try:
-        os.chmod(temporary, _mode_for(path))
+        os.chmod(temporary, _mode_for(target))
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+            try:
+                yield handle
+            except OSError as exc:  # the body's writes to `handle`
+                raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+            _finish(path, handle.flush)
+            _finish(path, lambda: os.fsync(handle.fileno()))
+        _finish(path, lambda: os.replace(temporary, target))
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+@contextlib.contextmanager
+def _direct(path: str) -> Iterator[IO[str]]:
+    try:
+        handle = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed below, errors told apart
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    try:
+        try:
+            yield handle
+        except OSError as exc:
+            raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        _finish(path, handle.flush)
+    finally:
+        with contextlib.suppress(OSError):
+            handle.close()
+
+
+def _finish(path: str, step: Callable[[], object]) -> None:
+    """Run one step of getting the bytes to `path`; its failure is an InputError."""
+    try:
+        step()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
 def _mode_for(path: str) -> int:
@@ -504,10 +649,12 @@ class RejectedRows:
         """The header repeats the input's after `row` and `reason`, so the
         rejected rows can be fixed and run again as they are."""
         self.writer = csv.writer(handle, lineterminator="\n")
-        self.writer.writerow(["row", "reason", *header])
+        self.writer.writerow(["row", "reason", *(spreadsheet_safe(name) for name in header)])
 
     def add(self, row: AccountRow, reason: str) -> None:
-        self.writer.writerow([row.number, reason, *(_printable(cell) for cell in row.raw)])
+        """Cells that would start a spreadsheet formula are neutralised."""
+        self.writer.writerow([row.number, spreadsheet_safe(reason),
+                              *(spreadsheet_safe(_printable(cell)) for cell in row.raw)])
 
 
 def _printable(cell: str) -> str:
