@@ -313,7 +313,9 @@ def _write_table(decisions: Iterator[Decision], out: IO[str]) -> None:
         allowed = f"[green]{_shown(decision.next_action)}[/]" if decision.next_action else "-"
         allowed += "".join(f"\n{_shown(name)}" for name in decision.allowed[1:])
         table.add_row(account, allowed, _blocked_cell(decision))
-    Console(file=out, highlight=False, width=None if out.isatty() else 160).print(table)
+    # A terminal (or COLUMNS) sets the width; a file gets room for the long reasons.
+    width = None if out.isatty() or "COLUMNS" in os.environ else 160
+    Console(file=out, highlight=False, width=width).print(table)
 
 
 _FIXED_LABELS = {"not_allowed": "not allowed here", "forbidden": "forbidden"}
