@@ -25,8 +25,9 @@ def read_source(path: str | os.PathLike[str]) -> str:
     shown = str(path)
     try:
         data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise PolicyNotFoundError(_file_error(shown, "policy file not found").diagnostic, None) from None
+    except FileNotFoundError as exc:
+        message = f"cannot read policy file: {exc.strerror or exc}"
+        raise PolicyNotFoundError(_file_error(shown, message).diagnostic, None) from None
     except OSError as exc:
         raise _file_error(shown, f"cannot read policy file: {exc.strerror or exc}") from None
     try:

@@ -135,7 +135,7 @@ def test_load_policy_on_a_missing_file_is_a_not_found_error(tmp_path: Any) -> No
     error = caught.value
     assert isinstance(error, FileNotFoundError) and isinstance(error, PolicySyntaxError)
     assert error.errno == errno.ENOENT
-    assert "missing.policy:1:1: error[E002]: policy file not found" in str(error)
+    assert "missing.policy:1:1: error[E002]: cannot read policy file: No such file or directory" in str(error)
 
 
 @pytest.mark.parametrize("account", [
