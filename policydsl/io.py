@@ -106,6 +106,7 @@ class _Lines:
         self.taken: list[str] = []
         self.next_number = 1
         self.hit_end = False
+        self.bom = False  # the current record holds a byte-order mark
 
     def __iter__(self) -> _Lines:
         return self
@@ -121,12 +122,15 @@ class _Lines:
                 raise
         self.taken.append(line)
         self.next_number += 1
+        if "\ufeff" in line:
+            self.bom = True
         return line
 
     def begin(self) -> int:
         """Start a record; its first physical line number."""
         self.taken = []
         self.hit_end = False
+        self.bom = False
         return self.next_number
 
     def give_back(self, lines: list[str]) -> None:
@@ -161,7 +165,7 @@ def _records(handle: IO[str]) -> Iterator[_Record]:
             continue
         if not cells or cells == [""]:
             continue  # a blank line holds no record
-        if any("\ufeff" in line for line in lines.taken):
+        if lines.bom:
             yield _Record(start, [cell.replace("\ufeff", "") for cell in cells], None, True)
             continue
         yield _Record(start, cells)
