@@ -50,6 +50,7 @@ CODES = {
     "W306": "duplicate rule",
     "W307": "window wider than the baseline's",
     "W308": "part of an included policy that does not carry over or reaches nothing",
+    "W309": "windows for one action never open together",
 }
 
 @dataclass

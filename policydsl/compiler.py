@@ -314,7 +314,7 @@ class Policy(Engine):
             country = rule.holidays.value if isinstance(rule.holidays, n.Literal) else None
             country_field = rule.holidays.name if isinstance(rule.holidays, n.Ref) else None
             reads = tuple(dict.fromkeys(name for name in (*applies_reads, model.zone_field, country_field) if name))
-            return _Window(_window_spec(rule), country, country_field,  # type: ignore[arg-type]
+            return _Window(window_spec(rule), country, country_field,  # type: ignore[arg-type]
                            rule_info(rule, reads), applies, scope)
         if isinstance(rule, n.Limit):
             counted = rule.counted or rule.targets
@@ -502,7 +502,7 @@ def _time_of(contact: Contact) -> dt.datetime:
     return contact.at
 
 
-def _window_spec(rule: n.Window) -> WindowSpec:
+def window_spec(rule: n.Window) -> WindowSpec:
     """The hours of a window rule, in either form. A table's lines that name
     the same weekday add their ranges up (in the order written)."""
     if not rule.table:
