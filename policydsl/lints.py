@@ -313,6 +313,12 @@ def _duplicates(model: Model) -> Iterator[Diagnostic]:
             seen[key] = rule
 
 
+def _condition_texts(model: Model, rule: n.Restriction) -> set[str]:
+    """A restriction's conditions as written: the same text in two files is
+    the same condition (the fields are shared)."""
+    return {model.source_text(condition.span) for condition in rule.applies}
+
+
 def _covered(ranges: Ranges, by: Ranges) -> bool:
     return all(any(start >= b_start and end <= b_end for b_start, b_end in by) for start, end in ranges)
 
@@ -328,7 +334,8 @@ def _wider_windows(model: Model) -> Iterator[Diagnostic]:
         actions = set(model.expand(window.targets))
         mine = window_spec(window).by_day
         for base in baseline:
-            if not actions.intersection(model.expand(base.targets)) or not set(base.applies) <= set(window.applies):
+            if not actions.intersection(model.expand(base.targets)) \
+                    or not _condition_texts(model, base) <= _condition_texts(model, window):
                 continue
             theirs = window_spec(base).by_day
             if any(not _covered(ranges, theirs[day]) for day, ranges in enumerate(mine)):
