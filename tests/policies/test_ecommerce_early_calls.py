@@ -70,7 +70,8 @@ def test_warned_high_risk_current_accounts_get_an_agent_call_first(tmp_path: Pat
     assert rows["QUIET"]["allowed"] == ["app_push", "sms"]
     quiet = {(entry["action"], entry["until"]) for entry in rows["QUIET"]["blocked"]
              if "promise to pay gets three days of quiet" in entry["reason"]}
-    assert quiet == {("agent_call", "2025-06-06T00:00:00Z"), ("ivr", "2025-06-06T00:00:00Z")}
+    assert quiet == {("agent_call", "2025-06-06T00:00:00Z"), ("ivr", "2025-06-06T00:00:00Z"),
+                     ("senior_agent_call", None)}  # not allowed in this stage at all: no until
 
 
 def test_an_early_agent_call_keeps_the_baselines_hours(tmp_path: Path) -> None:
