@@ -55,6 +55,7 @@ CODES = {
     "W306": "duplicate rule",
     "W307": "window wider than the baseline's",
     "W308": "part of an included policy that does not carry over or reaches nothing",
+    "W309": "windows for one action never open together",
 }
 
 @dataclass
@@ -108,6 +109,19 @@ class Model:
         lines[-1] = lines[-1][:span.end_column - 1]
         lines[0] = lines[0][span.column - 1:]
         return " ".join(" ".join(lines).split())
+
+    def applies_text(self, rule: n.Rule) -> str | None:
+        """The conditions a restriction exists under, as written and joined
+        by `and` (None: it applies to every account); how blocks and lints
+        name them."""
+        conditions = getattr(rule, "applies", ())
+        if not conditions:
+            return None
+        texts = [self.source_text(condition.span) for condition in conditions]
+        if len(texts) == 1:
+            return texts[0]
+        return " and ".join(f"({text})" if isinstance(condition, n.BoolOp) and condition.op == "or" else text
+                            for condition, text in zip(conditions, texts, strict=True))
 
     def stage_named(self, name: str) -> n.StageRange | None:
         return next((stage for stage in self.stages if stage.name == name), None)
@@ -203,11 +217,17 @@ class _Checker:
         for baseline, _ in baselines:
             self.check_segments(baseline)
         self.check_segments(policy)
+        self.check_include_conditions(policy)
+        arrivals = _arrivals(policy)
         for baseline, mapping in baselines:
+            first, *others = arrivals[baseline.path]
             for rule in baseline.rules:
                 if not isinstance(rule, n.Allow):
                     mapped_in = {name for targets in mapping.values() for name in targets}
-                    self.add_restriction(_mapped(rule, mapping), reported=mapped_in)
+                    mapped = _mapped(rule, mapping)
+                    self.add_restriction(mapped, reported=mapped_in, conditions=first)
+                    self.model.restrictions.extend(replace(mapped, applies=(*conditions, *mapped.applies))
+                                                   for conditions in others)
         declared_stages = {stage.name for stages in policy.stages for stage in stages.ranges}
         for block in policy.stage_blocks:
             if block.name not in declared_stages:
@@ -402,11 +422,25 @@ class _Checker:
         else:
             self.add_restriction(rule)
 
-    def add_restriction(self, rule: n.Restriction, reported: set[str] | None = None) -> None:
+    def check_include_conditions(self, policy: n.PolicyFile) -> None:
+        """An include's `when`, in every file, checked once at the include."""
+        for source_file in _all_files(policy):
+            for include in source_file.includes:
+                if include.condition is not None:
+                    self.expect_bool(include.condition, self.rule_scope(action=False))
+
+    def add_restriction(self, rule: n.Restriction, reported: set[str] | None = None,
+                        conditions: tuple[n.Expr, ...] = ()) -> None:
         """`reported`: names an include mapping brought in, already checked
-        at the mapping, so an unknown one is not reported again per rule."""
+        at the mapping, so an unknown one is not reported again per rule.
+        `conditions`: those of the conditional includes the rule came
+        through (checked there); the rule exists only where they hold."""
         skip = reported or set()
         self.check_targets(rule.targets, skip=skip)
+        for condition in rule.applies:  # a condition on the account: no `action` here
+            self.expect_bool(condition, self.rule_scope(action=False))
+        if conditions:
+            rule = replace(rule, applies=(*conditions, *rule.applies))
         if isinstance(rule, n.Forbid):
             if rule.condition is not None:
                 self.expect_bool(rule.condition, self.rule_scope(action=True))
@@ -666,6 +700,27 @@ def _all_baselines(policy: n.PolicyFile) -> Iterable[tuple[n.PolicyFile, dict[st
             outer = mapping | resolution
             yield inner, {name: _apply_mapping(names, outer) for name, names in inner_resolution.items()}
         yield included, resolution
+
+
+def _arrivals(policy: n.PolicyFile) -> dict[str, list[tuple[n.Expr, ...]]]:
+    """Per included file, the include conditions under which its rules
+    apply: one tuple (all must hold) per distinct way it arrives. A file that
+    also arrives unconditionally applies everywhere, whatever else includes
+    it conditionally, so that no path can loosen it."""
+    found: dict[str, list[tuple[n.Expr, ...]]] = {}
+    for path, conditions in _include_conditions(policy, ()):
+        known = found.setdefault(path, [])
+        if conditions not in known:
+            known.append(conditions)
+    return {path: [()] if () in known else known for path, known in found.items()}
+
+
+def _include_conditions(policy: n.PolicyFile, outer: tuple[n.Expr, ...]
+                        ) -> Iterator[tuple[str, tuple[n.Expr, ...]]]:
+    for include, included in zip(policy.includes, policy.included, strict=True):
+        conditions = outer if include.condition is None else (*outer, include.condition)
+        yield from _include_conditions(included, conditions)
+        yield included.path, conditions
 
 
 def _include_of(policy: n.PolicyFile, baseline: n.PolicyFile) -> n.Include:

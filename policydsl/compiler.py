@@ -30,8 +30,7 @@ from .runtime import (
     Evidence,
     RuleInfo,
     WindowSpec,
-    describe_days,
-    describe_ranges,
+    describe_hours,
     local_day_cap_free_at,
     local_midnight,
     next_allowed,
@@ -181,6 +180,8 @@ class _Window:
     country: str | None  # a fixed country code
     country_field: str | None  # or the account field holding one
     info: RuleInfo
+    applies: _Condition | None = None  # the window exists only where this holds
+    scope: str = ""  # " (applies where ...)" in its messages
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,8 @@ class _Counter:
     period: n.Period
     info: RuleInfo
     label: str  # what the rule is about, for messages
+    applies: _Condition | None = None  # the cap or quiet period exists only where this holds
+    scope: str = ""  # " (applies where ...)" in its messages
 
     def counts(self, contact: Contact) -> bool:
         if contact.action not in self.actions:
@@ -296,27 +299,32 @@ class Policy(Engine):
 
     def _restriction(self, rule: n.Restriction) -> _Condition | _Window | _Counter:
         model = self.model
+        scope = _scope_text(model.applies_text(rule))
+        applies_reads = tuple(name for condition in rule.applies for name in names_read(condition))
         if isinstance(rule, n.Forbid):
             test = compile_expr(rule.condition, model.fields) if rule.condition is not None else None
-            info = rule_info(rule, names_read(rule.condition))
-            return _Condition(test, info, _reads_action(rule.condition), _with_reason("forbidden", info))
+            if rule.applies:  # from a conditional include: the forbid exists only where they hold
+                test = _all_of([*(compile_expr(c, model.fields) for c in rule.applies), *([test] if test else [])])
+            info = rule_info(rule, tuple(dict.fromkeys((*applies_reads, *names_read(rule.condition)))))
+            return _Condition(test, info, _reads_action(rule.condition), _with_reason("forbidden" + scope, info))
+        applies = None
+        if rule.applies:
+            applies = _Condition(_all_of([compile_expr(c, model.fields) for c in rule.applies]), rule_info(rule))
         if isinstance(rule, n.Window):
-            weekdays = frozenset(range(7))
-            if rule.days:
-                weekdays = frozenset((_DAY_INDEX[spec.first] + step) % 7 for spec in rule.days  # fri..mon wraps
-                                     for step in range((_DAY_INDEX[spec.last] - _DAY_INDEX[spec.first]) % 7 + 1))
-            spec = WindowSpec(tuple((r.start, r.end) for r in rule.ranges), weekdays)
             country = rule.holidays.value if isinstance(rule.holidays, n.Literal) else None
             country_field = rule.holidays.name if isinstance(rule.holidays, n.Ref) else None
-            reads = tuple(name for name in (model.zone_field, country_field) if name)
-            return _Window(spec, country, country_field, rule_info(rule, reads))  # type: ignore[arg-type]
+            reads = tuple(dict.fromkeys(name for name in (*applies_reads, model.zone_field, country_field) if name))
+            return _Window(window_spec(rule), country, country_field,  # type: ignore[arg-type]
+                           rule_info(rule, reads), applies, scope)
         if isinstance(rule, n.Limit):
             counted = rule.counted or rule.targets
             return _Counter("limit", frozenset(model.expand(counted, with_events=True)),
                             frozenset(rule.outcomes) if rule.outcomes is not None else None, rule.exclude,
-                            rule.count, rule.period, rule_info(rule), str(rule.targets))
+                            rule.count, rule.period, rule_info(rule, applies_reads), str(rule.targets),
+                            applies, scope)
         return _Counter("quiet", frozenset(model.expand(rule.after, with_events=True)), frozenset(rule.outcomes),
-                        False, 1, rule.period, rule_info(rule), "/".join(rule.outcomes))
+                        False, 1, rule.period, rule_info(rule, applies_reads), "/".join(rule.outcomes),
+                        applies, scope)
 
     def required_fields(self) -> set[str]:
         """Fields an input must carry: those without a default."""
@@ -411,6 +419,8 @@ class Policy(Engine):
         untimed = bool(reasons)
         windows: list[tuple[_Window, str | None]] = []
         for window in plan.windows:
+            if window.applies is not None and not window.applies.holds(ctx, memo):
+                continue
             key = id(window)
             if key not in memo:
                 country = window.country or (values[window.country_field] if window.country_field else None)
@@ -426,6 +436,8 @@ class Policy(Engine):
             windows.append((window, country))
         frees: list[dt.datetime] = []
         for counter in plan.counters:
+            if counter.applies is not None and not counter.applies.holds(ctx, memo):
+                continue
             key = id(counter)
             if key not in memo:
                 memo[key] = _counter_block(counter, zones, events, now)
@@ -451,21 +463,54 @@ class Policy(Engine):
         return ("not_allowed", f"{action} is not allowed in stage {stage.name} ({self.stage_field} "
                 f"{stage.info.text.split(' ', 1)[1]})", stage.info)
 
-    @staticmethod
-    def _window_message(window: _Window, outside: list[ZoneInfo], now: dt.datetime, country: str | None) -> str:
+    def _window_message(self, window: _Window, outside: list[ZoneInfo], now: dt.datetime,
+                        country: str | None) -> str:
+        spec = window.spec
         places = []
         for zone in outside:
             local = now.astimezone(zone)
-            holiday = country and local.weekday() in window.spec.weekdays and is_holiday(country, local.date())
+            usual = spec.by_day[local.weekday()]  # a holiday is worth saying where it changes the hours
+            holiday = country and usual != spec.holiday_ranges and is_holiday(country, local.date())
             places.append(f"{local:%a %H:%M} in {zone.key}" + (" (a public holiday)" if holiday else ""))
-        hours = describe_ranges(window.spec.ranges) + describe_days(window.spec.weekdays)
-        if country:
-            hours += f", not on {country} public holidays"
-        return _with_reason(f"outside contact hours {hours} (now " + "; ".join(places) + ")", window.info)
+        hours = describe_hours(spec.by_day, spec.holiday_ranges, country)
+        return _with_reason(f"outside contact hours {hours} (now " + "; ".join(places) + ")" + window.scope,
+                            window.info)
 
 
 def _time_of(contact: Contact) -> dt.datetime:
     return contact.at
+
+
+def window_spec(rule: n.Window) -> WindowSpec:
+    """The hours of a window rule, in either form. A table's lines that name
+    the same weekday add their ranges up (in the order written)."""
+    if not rule.table:
+        return WindowSpec(tuple((r.start, r.end) for r in rule.ranges), _weekdays(rule.days))
+    by_day: list[list[tuple[int, int]]] = [[] for _ in range(7)]
+    for line in rule.table:
+        for day in sorted(_weekdays(line.days)):
+            by_day[day].extend((r.start, r.end) for r in line.ranges if (r.start, r.end) not in by_day[day])
+    return WindowSpec((), frozenset(), tuple(tuple(ranges) for ranges in by_day),
+                      tuple((r.start, r.end) for r in rule.holiday_ranges))
+
+
+def _weekdays(days: tuple[n.DaySpec, ...]) -> frozenset[int]:
+    """The weekdays (0 = Monday) `on mon..fri, sun` names; none named: all."""
+    if not days:
+        return frozenset(range(7))
+    return frozenset((_DAY_INDEX[spec.first] + step) % 7 for spec in days  # fri..mon wraps
+                     for step in range((_DAY_INDEX[spec.last] - _DAY_INDEX[spec.first]) % 7 + 1))
+
+
+def _all_of(tests: list[Compiled]) -> Compiled:
+    if len(tests) == 1:
+        return tests[0]
+    return lambda ctx: all(test(ctx) for test in tests)
+
+
+def _scope_text(applies: str | None) -> str:
+    """How a block says which condition made its rule apply."""
+    return f" (applies where {applies})" if applies else ""
 
 
 def _reads_action(expr: n.Expr | None) -> bool:
@@ -495,7 +540,7 @@ def _counter_block(counter: _Counter, zones: tuple[ZoneInfo, ...], events: list[
     if not frees:
         return None
     message = next(text for text, free in statuses if free is not None)
-    return _with_reason(message, counter.info), max(frees)
+    return _with_reason(message + counter.scope, counter.info), max(frees)
 
 
 def _not_before(free_at: dt.datetime) -> Callable[[dt.datetime], dt.datetime | None]:

@@ -75,7 +75,7 @@ _SPACE = re.compile(r"[ \t\f\r\n]*")
 _DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2})?(Z|[+-][0-9]{2}:[0-9]{2})")
 _MONEY = re.compile(r"([$¥€£])[0-9]+(\.[0-9]+)?")
 
-_RULE_DATA = frozenset({"allow", "forbid", "window", "limit", "quiet"})
+_RULE_DATA = frozenset({"allow", "forbid", "window", "window_table", "limit", "quiet"})
 # Top-level items of these kinds may follow one another without a blank line.
 _GROUPABLE = frozenset({"include", "segment", "rule"})
 
@@ -207,6 +207,24 @@ def _level(expr: n.Expr) -> int:
     return 8
 
 
+def _days(days: tuple[n.DaySpec, ...]) -> str:
+    return ", ".join(d.first if d.first == d.last else f"{d.first}..{d.last}" for d in days)
+
+
+def _hours(ranges: tuple[n.TimeRange, ...]) -> str:
+    return ", ".join(str(r) for r in ranges) or "closed"
+
+
+def _calendar(calendar: n.Literal | n.Ref) -> str:
+    return calendar.name if isinstance(calendar, n.Ref) else _quote(str(calendar.value))
+
+
+def _own_condition(rule: n.Window | n.Limit | n.Quiet) -> n.Expr | None:
+    """A parsed restriction's `when` (only conditional includes add more,
+    and those are the checker's)."""
+    return rule.applies[-1] if rule.applies else None
+
+
 def _targets(targets: n.Targets) -> str:
     return "all" if targets.all else ", ".join(targets.names)
 
@@ -288,26 +306,28 @@ class _Printer:
         if leftovers:  # pragma: no cover - parser and outline disagree
             raise FormatterError(f"syntax tree and outline disagree on {', '.join(leftovers)}")
 
-    def _block(self, opening: str, blank: str, rows: list[str], keep_open: bool) -> None:
+    def _block(self, opening: str, blank: str, rows: list[str], keep_open: bool, closing: str = "}") -> None:
         """`opening {` rows `}`; an empty block is `opening {}` unless comments
-        sit inside it, which then stay inside."""
+        sit inside it, which then stay inside. `closing` may carry more after
+        the brace (an include's `when`)."""
         if not rows and not keep_open:
-            self._emit(0, opening + " {}", blank)
+            self._emit(0, opening + " {" + closing, blank)
             return
         self._emit(0, opening + " {", blank)
         group = self._new_group()
         for index, row in enumerate(rows):
             self._emit(INDENT, row, "may" if index else "never", group=group)
-        self._emit(0, "}", kind="close")
+        self._emit(0, closing, kind="close")
 
     def _include(self, include: n.Include, blank: str, inside: bool) -> None:
         head = f"include {_quote(include.path)}"
         if not include.mappings:
-            self._emit(0, head, blank)
+            self._rule_lines(0, head, include.condition, [], [], blank, None)
             return
         width = max(len(mapping.name) for mapping in include.mappings)
         rows = [f"{m.name.ljust(width)} = {', '.join(m.targets)}" for m in include.mappings]
-        self._block(head + " with", blank, rows, False)
+        closing = "}" if include.condition is None else f"}} when {self._expr(include.condition)}"
+        self._block(head + " with", blank, rows, False, closing)
 
     def _account(self, fields: list[n.Field], blank: str, keep_open: bool) -> None:
         width = max((len(field.name) for field in fields), default=0)
@@ -365,17 +385,17 @@ class _Printer:
         elif isinstance(rule, n.Forbid):
             self._rule_lines(indent, f"forbid {targets}", rule.condition, [], self._reason(rule.reason),
                              blank, group)
+        elif isinstance(rule, n.Window) and rule.table:
+            self._window_table(rule, indent, blank, group)
         elif isinstance(rule, n.Window):
             head = f"window {targets} {', '.join(str(r) for r in rule.ranges)}"
             clauses = []
             if rule.days:
-                days = ", ".join(d.first if d.first == d.last else f"{d.first}..{d.last}" for d in rule.days)
-                clauses.append(f"on {days}")
+                clauses.append(f"on {_days(rule.days)}")
             if rule.holidays is not None:
-                calendar = rule.holidays
-                name = calendar.name if isinstance(calendar, n.Ref) else _quote(str(calendar.value))
-                clauses.append(f"except holidays {name}")
-            self._rule_lines(indent, head, None, clauses, self._reason(rule.reason), blank, group)
+                clauses.append(f"except holidays {_calendar(rule.holidays)}")
+            self._rule_lines(indent, head, None, clauses, self._reason(rule.reason), blank, group,
+                             after=_own_condition(rule))
         elif isinstance(rule, n.Limit):
             period = rule.period
             per = period.unit[:-1] if period.amount == 1 else _amount(period.amount, period.unit)
@@ -386,12 +406,26 @@ class _Printer:
                 negation = "not " if rule.exclude else ""
                 clauses.append(f"where outcome {negation}in {{{', '.join(_quote(o) for o in rule.outcomes)}}}")
             self._rule_lines(indent, f"limit {targets} {rule.count} per {per}", None, clauses,
-                             self._reason(rule.reason), blank, group)
+                             self._reason(rule.reason), blank, group, after=_own_condition(rule))
         else:
-            after = ", ".join(_quote(outcome) for outcome in rule.outcomes)
-            head = f"quiet {targets} for {_amount(rule.period.amount, rule.period.unit)} after {after}"
+            outcomes = ", ".join(_quote(outcome) for outcome in rule.outcomes)
+            head = f"quiet {targets} for {_amount(rule.period.amount, rule.period.unit)} after {outcomes}"
             self._rule_lines(indent, head, None, [f"on {_targets(rule.after)}"], self._reason(rule.reason),
-                             blank, group)
+                             blank, group, after=_own_condition(rule))
+
+    def _window_table(self, rule: n.Window, indent: int, blank: str, group: int | None) -> None:
+        """`window targets {`, one line per group of days (their day lists
+        aligned) and the holidays line, then `}` with the `when` and reasons."""
+        self._emit(indent, f"window {_targets(rule.targets)} {{", blank, group=group)
+        width = max(len(_days(line.days)) for line in rule.table)
+        rows = [f"{_days(line.days).ljust(width)} {_hours(line.ranges)}" for line in rule.table]
+        if rule.holidays is not None:
+            rows.append(f"holidays {_calendar(rule.holidays)} {_hours(rule.holiday_ranges)}")
+        inner = self._new_group()
+        for row in rows:
+            self._emit(indent + INDENT, row, group=inner)
+        self._rule_lines(indent, "}", None, [], self._reason(rule.reason), "never", group,
+                         after=_own_condition(rule), kind="close")
 
     def _reason(self, reason: n.Reason) -> list[str]:
         parts = []
@@ -402,10 +436,15 @@ class _Printer:
         return parts
 
     def _rule_lines(self, indent: int, head: str, condition: n.Expr | None, clauses: list[str],
-                    reasons: list[str], blank: str, group: int | None) -> None:
+                    reasons: list[str], blank: str, group: int | None, after: n.Expr | None = None,
+                    kind: str = "item") -> None:
         """One line if it fits; else the condition or the clauses broken,
-        then each reason part on a continuation line."""
+        then each reason part on a continuation line. `condition` follows
+        the head (allow, forbid, segment); `after`, a restriction's `when`,
+        follows the clauses."""
         first = head if condition is None else f"{head} when {self._expr(condition)}"
+        if after is not None:
+            clauses = [*clauses, f"when {self._expr(after)}"]
         single = " ".join([first, *clauses, *reasons])
         more = indent + INDENT
         lines: list[tuple[int, str]]
@@ -417,11 +456,13 @@ class _Printer:
             elif indent + len(" ".join([first, *clauses])) <= MAX_WIDTH:
                 lines = [(indent, " ".join([first, *clauses]))]
             else:
-                lines = [(indent, first), *((more, clause) for clause in clauses)]
+                lines = [(indent, first), *((more, clause) for clause in clauses[:len(clauses) - (after is not None)])]
+                if after is not None:
+                    lines.extend(self._condition(more, "when ", after, more + INDENT))
             lines.extend((more, reason) for reason in reasons)
         for index, (line_indent, code) in enumerate(lines):
             if index == 0:
-                self._emit(line_indent, code, blank, group=group)
+                self._emit(line_indent, code, blank, kind=kind, group=group)
             else:
                 self._emit(line_indent, code, kind="cont", group=group)
 

@@ -13,7 +13,8 @@ contextual: a field may be called `version`, `outcome` or `days`. The lexer
 reads a word followed by `:` as a name (a field or action-group declaration),
 `day(s)`/`hour(s)` as a unit only after a number or `per`, and `version`,
 `with`, `outcome` and `holidays` as keywords only where the grammar has them
-(`version "…"`, `with {`, `where outcome`, `except holidays`); any other
+(`version "…"`, `with {`, `where outcome`, `except holidays`, and the
+`holidays "CN" closed` line of a window's hours table); any other
 keyword word is shown as a keyword wherever it stands.
 """
 
@@ -58,7 +59,7 @@ TIME = Literal.Date.Time  # 08:00
 DECLARATIONS = ("policy", "version", "include", "with", "account", "actions", "events", "stages", "stage",
                 "segment")
 RULE_WORDS = ("allow", "forbid", "window", "limit", "quiet", "when", "on", "per", "of", "where", "outcome",
-              "for", "after", "because", "cite", "except", "holidays", "all")
+              "for", "after", "because", "cite", "except", "holidays", "all", "closed")
 OPERATOR_WORDS = ("and", "or", "not", "in")
 TYPES = ("int", "number", "money", "bool", "text", "date", "datetime", "zone", "set", "enum")
 CONSTANTS = ("true", "false")
@@ -71,6 +72,8 @@ KEYWORDS = frozenset(DECLARATIONS + RULE_WORDS + OPERATOR_WORDS + TYPES + CONSTA
 _PLACED = ("version", "with", "outcome", "holidays")  # keywords in one place of the grammar only
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _UNIT = r"(days|day|hours|hour)\b(?!\s*:)"  # as in grammar.lark: `days : int` declares a field
+# `holidays` opening a line of a window's hours table: a calendar, then hours or `closed`
+_HOLIDAY_LINE = r'holidays\b(?=\s*"|\s+' + _NAME + r'\s+(closed\b|[0-9]{2}:[0-9]{2}))'
 
 
 class PolicyLexer(RegexLexer):  # type: ignore[misc, unused-ignore]
@@ -106,6 +109,7 @@ class PolicyLexer(RegexLexer):  # type: ignore[misc, unused-ignore]
             (r"with\b(?=\s*\{)", Keyword.Declaration),
             (r"(where)(\s+)(outcome)\b", bygroups(Keyword, Whitespace, Keyword)),
             (r"(except)(\s+)(holidays)\b", bygroups(Keyword, Whitespace, Keyword)),
+            (_HOLIDAY_LINE, Keyword),
             (words(tuple(w for w in DECLARATIONS if w not in _PLACED), suffix=r"\b"), Keyword.Declaration),
             (words(TYPES, suffix=r"\b"), Keyword.Type),
             (words(CONSTANTS + DAY_NAMES, suffix=r"\b"), Keyword.Constant),

@@ -18,7 +18,9 @@ from enum import Enum
 
 from . import nodes as n
 from .checker import Model
+from .compiler import window_spec
 from .errors import Diagnostic
+from .runtime import Ranges, WindowSpec
 
 
 class Truth(Enum):
@@ -155,7 +157,8 @@ def lint(model: Model) -> list[Diagnostic]:
     """Warnings for the top-level file of `model` (its baselines are linted
     when checked on their own)."""
     found = [*_constant_conditions(model), *_unusable_allows(model), *_unused_declarations(model),
-             *_rules_on_unallowed_actions(model), *_duplicates(model), *_wider_windows(model)]
+             *_rules_on_unallowed_actions(model), *_duplicates(model), *_wider_windows(model),
+             *_disjoint_windows(model)]
     return sorted(found, key=lambda d: (d.span.file, d.span.line, d.span.column, d.code))
 
 
@@ -189,9 +192,8 @@ def _constant_conditions(model: Model) -> Iterator[Diagnostic]:
         result = truth(segment.condition, {}, numeric)
         if result is not Truth.UNKNOWN:
             yield Diagnostic("W304", "warning", f"segment {segment.name!r} is {result.value}", segment.condition.span)
-    for rule in [*model.allows, *model.restrictions]:
-        condition = getattr(rule, "condition", None)
-        if condition is None or not _own(model, rule):
+    for rule, condition in _conditions(model):
+        if not _own(model, rule):
             continue
         result = truth(condition, _stage_domain(model, rule.stage), numeric)
         if result is Truth.UNKNOWN:
@@ -204,14 +206,27 @@ def _constant_conditions(model: Model) -> Iterator[Diagnostic]:
                              condition.span)
 
 
+def _conditions(model: Model) -> Iterator[tuple[n.Rule, n.Expr]]:
+    """Every rule's conditions: an allow's or forbid's `when`, and those a
+    restriction exists under (`applies`)."""
+    for rule in [*model.allows, *model.restrictions]:
+        condition = getattr(rule, "condition", None)
+        if condition is not None:
+            yield rule, condition
+        for applies in getattr(rule, "applies", ()):
+            yield rule, applies
+
+
 def _always_forbidden(model: Model, action: str, stage: str | None) -> n.Forbid | None:
     numeric = _numeric_fields(model)
+    domain = _stage_domain(model, stage)
     for rule in model.restrictions:
         if not isinstance(rule, n.Forbid) or action not in model.expand(rule.targets):
             continue
         if rule.stage is not None and rule.stage != stage:
             continue
-        if rule.condition is None or truth(rule.condition, _stage_domain(model, stage), numeric) is Truth.TRUE:
+        conditions = [*rule.applies, *([rule.condition] if rule.condition is not None else [])]
+        if all(truth(condition, domain, numeric) is Truth.TRUE for condition in conditions):
             return rule
     return None
 
@@ -233,10 +248,7 @@ def _unusable_allows(model: Model) -> Iterator[Diagnostic]:
 
 def _referenced_names(model: Model) -> set[str]:
     conditions = [segment.condition for segment in model.segments]
-    for rule in [*model.allows, *model.restrictions]:
-        condition = getattr(rule, "condition", None)
-        if condition is not None:
-            conditions.append(condition)
+    conditions.extend(condition for _, condition in _conditions(model))
     names = {node.name for condition in conditions for node in n.walk(condition) if isinstance(node, n.Ref)}
     for rule in [*model.allows, *model.restrictions]:
         for targets in (rule.targets, getattr(rule, "counted", None), getattr(rule, "after", None)):
@@ -257,6 +269,8 @@ def _unused_declarations(model: Model) -> Iterator[Diagnostic]:
 
 
 def _rules_on_unallowed_actions(model: Model) -> Iterator[Diagnostic]:
+    """A window, cap or quiet period that can never block anything: no stage
+    allows its actions, or none does where its conditions can hold."""
     allowed: set[str] = set()
     for allow in model.allows:
         allowed.update(model.expand(allow.targets))
@@ -264,10 +278,27 @@ def _rules_on_unallowed_actions(model: Model) -> Iterator[Diagnostic]:
         if isinstance(rule, n.Forbid) or not _own(model, rule):
             continue
         actions = model.expand(rule.targets)
+        kind = type(rule).__name__.lower()
         if actions and not allowed.intersection(actions):
-            kind = type(rule).__name__.lower()
             yield Diagnostic("W305", "warning", f"this {kind} applies only to actions no stage allows "
                              f"({', '.join(actions)})", rule.span)
+        elif actions and rule.applies and not any(_allowed_where(model, rule, action) for action in actions):
+            yield Diagnostic("W305", "warning", f"this {kind} applies only where {model.applies_text(rule)}, "
+                             f"and no stage allows {', '.join(actions)} there", rule.span)
+
+
+def _allowed_where(model: Model, rule: n.Restriction, action: str) -> bool:
+    """Whether some stage in which `rule` is in force allows `action` and
+    leaves the rule's conditions able to hold."""
+    numeric = _numeric_fields(model)
+    stages: list[str | None] = [rule.stage] if rule.stage is not None else [s.name for s in model.stages] or [None]
+    for stage in stages:
+        admitted = any(action in model.expand(allow.targets) and allow.stage in (None, stage)
+                       for allow in model.allows)
+        domain = _stage_domain(model, stage)
+        if admitted and all(truth(c, domain, numeric) is not Truth.FALSE for c in rule.applies):
+            return True
+    return False
 
 
 def _duplicates(model: Model) -> Iterator[Diagnostic]:
@@ -282,30 +313,91 @@ def _duplicates(model: Model) -> Iterator[Diagnostic]:
             seen[key] = rule
 
 
-def _open_seconds(window: n.Window) -> dict[int, list[tuple[int, int]]]:
-    days: list[int] = list(range(7))
-    if window.days:
-        index = {name: i for i, name in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
-        days = sorted({d for spec in window.days for d in range(index[spec.first], index[spec.last] + 1)})
-    return {day: [(r.start, r.end) for r in window.ranges] for day in days}
+def _condition_texts(model: Model, rule: n.Restriction) -> set[str]:
+    """A restriction's conditions as written: the same text in two files is
+    the same condition (the fields are shared)."""
+    return {model.source_text(condition.span) for condition in rule.applies}
 
 
-def _covered(ranges: list[tuple[int, int]], by: list[tuple[int, int]]) -> bool:
+def _covered(ranges: Ranges, by: Ranges) -> bool:
     return all(any(start >= b_start and end <= b_end for b_start, b_end in by) for start, end in ranges)
 
 
 def _wider_windows(model: Model) -> Iterator[Diagnostic]:
+    """A window opening hours the baseline's keeps closed, for accounts the
+    baseline's window applies to whenever this one does (a baseline window
+    that applies only under conditions this one lacks does not cover it)."""
     baseline = [r for r in model.restrictions if isinstance(r, n.Window) and not _own(model, r)]
     for window in model.restrictions:
         if not isinstance(window, n.Window) or not _own(model, window):
             continue
         actions = set(model.expand(window.targets))
+        mine = window_spec(window).by_day
         for base in baseline:
-            if not actions.intersection(model.expand(base.targets)):
+            if not actions.intersection(model.expand(base.targets)) \
+                    or not _condition_texts(model, base) <= _condition_texts(model, window):
                 continue
-            mine, theirs = _open_seconds(window), _open_seconds(base)
-            if any(day not in theirs or not _covered(ranges, theirs[day]) for day, ranges in mine.items()):
+            theirs = window_spec(base).by_day
+            if any(not _covered(ranges, theirs[day]) for day, ranges in enumerate(mine)):
                 yield Diagnostic("W307", "warning", f"window is wider than the baseline's at {base.span.location} "
                                  f"({base.text}); the baseline still applies, so the extra hours never do",
                                  window.span)
                 break
+
+
+def _disjoint_windows(model: Model) -> Iterator[Diagnostic]:
+    """Windows on one action that are never open together at any moment of
+    a week (say `mon..fri` and `sat, sun`): the action is always blocked and
+    `until` is null. Judged per stage, for the unconditional windows with
+    those that share one set of conditions."""
+    stages: list[str | None] = [s.name for s in model.stages] or [None]
+    reported: set[tuple[int, ...]] = set()
+    for stage in stages:
+        for action in model.actions:
+            windows = [r for r in model.restrictions if isinstance(r, n.Window) and r.stage in (None, stage)
+                       and action in model.expand(r.targets)]
+            for together in _window_sets(windows):
+                key = tuple(id(window) for window in together)
+                if key in reported or not any(_own(model, window) for window in together):
+                    continue
+                if not _open_together([window_spec(window) for window in together],
+                                      [window.holidays is not None for window in together]):
+                    reported.add(key)
+                    yield _disjoint_diagnostic(model, together)
+
+
+def _window_sets(windows: list[n.Window]) -> Iterator[list[n.Window]]:
+    """The windows that apply together to some account for certain: the
+    unconditional ones, and each set of conditions with them."""
+    unconditional = [window for window in windows if not window.applies]
+    if unconditional:
+        yield unconditional
+    for applies in dict.fromkeys(window.applies for window in windows if window.applies):
+        yield [window for window in windows if not window.applies or window.applies == applies]
+
+
+def _open_together(specs: list[WindowSpec], holidays: list[bool]) -> bool:
+    """Whether on some weekday, an ordinary one or a public holiday, every
+    window has an open moment in common (the holiday of a window with no
+    calendar is an ordinary day for it)."""
+    for day in range(7):
+        for holiday in (False, True):
+            common: Ranges = ((0, 24 * 3600),)
+            for spec, calendar in zip(specs, holidays, strict=True):
+                hours = spec.holiday_ranges if holiday and calendar else spec.by_day[day]
+                common = tuple((max(a, c), min(b, d)) for a, b in common for c, d in hours if max(a, c) < min(b, d))
+            if common:
+                return True
+    return False
+
+
+def _disjoint_diagnostic(model: Model, windows: list[n.Window]) -> Diagnostic:
+    actions = [action for action in model.actions if all(action in model.expand(w.targets) for w in windows)]
+    where = ", ".join(window.span.location for window in windows)
+    own = [window for window in windows if _own(model, window)]
+    if len(windows) == 1:
+        message = f"the window for {', '.join(actions)} is never open"
+    else:
+        message = f"the windows for {', '.join(actions)} are never open together at any moment of a week ({where})"
+    return Diagnostic("W309", "warning", f"{message}: {', '.join(actions)} is always blocked and `until` is null",
+                      own[-1].span)

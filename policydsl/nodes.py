@@ -164,9 +164,13 @@ class ActionMapping:
 
 @dataclass(frozen=True)
 class Include:
+    """`include "path" [with { ... }] [when condition]`: with a condition, the
+    baseline's restrictions apply only to the accounts for which it holds."""
+
     path: str
     mappings: tuple[ActionMapping, ...]
     span: Span
+    condition: Expr | None = None
 
 
 @dataclass(frozen=True)
@@ -281,6 +285,9 @@ class Forbid:
     span: Span
     text: str
     stage: str | None = None
+    # Conditions on the account that must all hold for the rule to exist:
+    # those of the conditional includes it came through (outermost first).
+    applies: tuple[Expr, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -310,7 +317,22 @@ class DaySpec:
 
 
 @dataclass(frozen=True)
+class DayHours:
+    """One line of a window's hours table: the days it names and the ranges
+    open on them (none: closed). Lines naming the same day add up."""
+
+    days: tuple[DaySpec, ...]
+    ranges: tuple[TimeRange, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
 class Window:
+    """Contact hours. The one-line form has `ranges` on `days` (none: every
+    day); the table form (`window sms { mon..fri 08:00-21:00 ... }`) has
+    `table` instead, and no `ranges` or `days`. On a public holiday of the
+    `holidays` calendar the hours are `holiday_ranges` (none: closed)."""
+
     targets: Targets
     ranges: tuple[TimeRange, ...]
     days: tuple[DaySpec, ...]
@@ -319,6 +341,11 @@ class Window:
     span: Span
     text: str
     stage: str | None = None
+    # The rule's own `when`, after those of the conditional includes it
+    # came through (outermost first): all must hold for the window to exist.
+    applies: tuple[Expr, ...] = ()
+    table: tuple[DayHours, ...] = ()
+    holiday_ranges: tuple[TimeRange, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -347,6 +374,7 @@ class Limit:
     span: Span
     text: str
     stage: str | None = None
+    applies: tuple[Expr, ...] = ()  # as for Window
 
 
 @dataclass(frozen=True)
@@ -362,6 +390,7 @@ class Quiet:
     span: Span
     text: str
     stage: str | None = None
+    applies: tuple[Expr, ...] = ()  # as for Window
 
 
 Rule = Allow | Forbid | Window | Limit | Quiet

@@ -148,7 +148,43 @@ def _syntax_error(exc: UnexpectedInput, source: str, path: str) -> PolicySyntaxE
         if token.type == "$END":
             lines = source.removesuffix("\n").split("\n")
             line, column = len(lines), len(lines[-1]) + 1
+        elif str(token) in ("when", "with"):
+            hint = _when_hint(source[:token.start_pos], str(token))
+            if hint:
+                return _error(path, source, line, column, f"unexpected {found}: {hint}")
     return _error(path, source, line, column, f"unexpected {found}; expected {_describe_expected(expected)}")
+
+
+# Where a condition goes, by the item it was misplaced in.
+_WHEN_PLACES = {
+    "window": "a window's `when` goes after its hours (and any `on` days and `except holidays`), "
+              "just before `because`/`cite`: window sms 08:00-21:00 when state == \"MA\" because \"...\"",
+    "limit": "a limit's `when` goes after its period (and any `of` and `where outcome`), just before "
+             "`because`/`cite`: limit call 2 per 7 days when state == \"MA\" because \"...\"",
+    "quiet": "a quiet period's `when` goes after `on` and its actions, just before `because`/`cite`: "
+             "quiet call for 7 days after \"conversation\" on call when state == \"MA\"",
+    "include": "an include's `when` goes after the path and any `with { ... }`: "
+               "include \"baseline.policy\" when state == \"MA\"",
+    "forbid": "a forbid's `when` goes right after its actions, before `because`/`cite`",
+    "allow": "an allow's `when` goes right after its actions",
+}
+
+
+def _when_hint(before: str, word: str) -> str | None:
+    """What to say about a `when` (or an include's `with`) the grammar did
+    not expect, from the item it stands in: the last item keyword before it,
+    strings and comments aside. None: nothing better than the usual message."""
+    code = re.sub(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*', '""', before)
+    items = list(re.finditer(r"\b(window|limit|quiet|include|forbid|allow|segment|stage|account|actions)\b", code))
+    item = items[-1].group() if items else None
+    conditioned = item is not None and re.search(r"\bwhen\b", code[items[-1].end():]) is not None
+    if word == "with":
+        return "an include's `with { ... }` comes before its `when`" if item == "include" and conditioned else None
+    if item not in _WHEN_PLACES:
+        return "a condition belongs to a rule, a segment or an include"
+    if conditioned:
+        return "a rule takes one `when`; join conditions with `and`"
+    return _WHEN_PLACES[item]
 
 
 def _describe_expected(expected: set[str]) -> str:
@@ -254,8 +290,8 @@ class _ToNodes(Transformer):  # type: ignore[type-arg]
         return n.Header(_unquote(children[0]), _unquote(children[1]), self._span(meta))
 
     def include(self, meta: Any, children: list[Any]) -> n.Include:
-        path, mappings = children
-        return n.Include(_unquote(path), tuple(mappings or ()), self._span(meta))
+        path, mappings, condition = children
+        return n.Include(_unquote(path), tuple(mappings or ()), self._span(meta), condition)
 
     def include_map(self, meta: Any, children: list[n.ActionMapping]) -> list[n.ActionMapping]:
         return children
@@ -340,20 +376,49 @@ class _ToNodes(Transformer):  # type: ignore[type-arg]
         return n.Forbid(targets, condition, reason, self._span(meta), self._text(meta))
 
     def window(self, meta: Any, children: list[Any]) -> n.Window:
-        targets, ranges, days, holidays, reason = children
+        targets, ranges, days, holidays, condition, reason = children
         return n.Window(targets, tuple(ranges), tuple(days or ()), holidays, reason,
-                        self._span(meta), self._text(meta))
+                        self._span(meta), self._text(meta), applies=_applies(condition))
+
+    def window_table(self, meta: Any, children: list[Any]) -> n.Window:
+        """`window targets { lines } [when ...] reason`: the day lines become
+        `table`; a `holidays` line (at most one) names the calendar and its hours."""
+        targets, *lines, condition, reason = children
+        table = tuple(line for line in lines if isinstance(line, n.DayHours))
+        holiday_lines = [line for line in lines if not isinstance(line, n.DayHours)]
+        if len(holiday_lines) > 1:
+            self._fail(holiday_lines[1][2], "a window has one `holidays` line")
+        if not table:
+            self._fail(holiday_lines[0][2], "a window's hours table needs a line of days, "
+                       "such as `mon..fri 08:00-21:00`")
+        holidays, holiday_ranges = holiday_lines[0][:2] if holiday_lines else (None, ())
+        return n.Window(targets, (), (), holidays, reason, self._span(meta), self._text(meta),
+                        applies=_applies(condition), table=table, holiday_ranges=holiday_ranges)
+
+    def day_hours(self, meta: Any, children: list[Any]) -> n.DayHours:
+        *days, ranges = children
+        return n.DayHours(tuple(days), tuple(ranges), self._span(meta))
+
+    def holiday_hours(self, meta: Any, children: list[Any]) -> tuple[n.Literal | n.Ref, tuple[n.TimeRange, ...],
+                                                                      Token]:
+        """(calendar, hours, the token to point at): folded into the window."""
+        token, ranges = children
+        return self.holidays(meta, [token]), tuple(ranges), token
+
+    def closed_hours(self, meta: Any, children: list[Any]) -> list[n.TimeRange]:
+        return []
 
     def limit(self, meta: Any, children: list[Any]) -> n.Limit:
-        targets, count, period, counted, outcome_filter, reason = children
+        targets, count, period, counted, outcome_filter, condition, reason = children
         outcomes, exclude = outcome_filter if outcome_filter else (None, False)
         return n.Limit(targets, int(count), period, counted, outcomes, exclude, reason,
-                       self._span(meta), self._text(meta))
+                       self._span(meta), self._text(meta), applies=_applies(condition))
 
     def quiet(self, meta: Any, children: list[Any]) -> n.Quiet:
-        targets, amount, unit, outcomes, after, reason = children
+        targets, amount, unit, outcomes, after, condition, reason = children
         period = n.Period(int(amount), _unit(unit))
-        return n.Quiet(targets, period, tuple(outcomes), after, reason, self._span(meta), self._text(meta))
+        return n.Quiet(targets, period, tuple(outcomes), after, reason, self._span(meta), self._text(meta),
+                       applies=_applies(condition))
 
     def when(self, meta: Any, children: list[Any]) -> Any:
         return children[0]
@@ -522,6 +587,10 @@ class _ToNodes(Transformer):  # type: ignore[type-arg]
 
     def set_lit(self, meta: Any, children: list[Any]) -> n.SetLiteral:
         return n.SetLiteral(tuple(c for c in children if c is not None), self._span(meta))
+
+
+def _applies(condition: n.Expr | None) -> tuple[n.Expr, ...]:
+    return () if condition is None else (condition,)
 
 
 def _unit(token: Token) -> str:

@@ -16,7 +16,7 @@ another road, so that each engine checks the other (tests/test_differential.py):
 
 It shares with the compiled engine only the checker's `Model`, value reading,
 holiday calendars, the `Decision` types and the wording of contact hours
-(`describe_ranges`, `describe_days`). It is slow on purpose: obviousness is
+(`describe_hours`) and of conditions (`Model.applies_text`). It is slow on purpose: obviousness is
 its only job.
 """
 
@@ -34,7 +34,7 @@ from . import nodes as n
 from .calendars import is_holiday, known_country
 from .checker import Engine, Model
 from .errors import AccountError
-from .runtime import Blocked, Contact, Decision, Evidence, RuleInfo, describe_days, describe_ranges
+from .runtime import Blocked, Contact, Decision, Evidence, RuleInfo, describe_hours
 from .values import ValueProblem, default_value, reader_for
 
 UTC = dt.UTC
@@ -140,12 +140,13 @@ def call(name: str, args: list[Any], env: Env) -> Any:
 # ------------------------------------------------------------ time, from the wall clock
 
 
-def weekdays_of(rule: n.Window) -> set[int]:
-    """Days a window is open (0 = Monday); a span walks forward, so fri..mon wraps."""
-    if not rule.days:
+def days_named(specs: tuple[n.DaySpec, ...]) -> set[int]:
+    """Days `on mon..fri, sun` names (0 = Monday), every day when none is
+    named; a span walks forward, so fri..mon wraps."""
+    if not specs:
         return set(range(7))
     days: set[int] = set()
-    for spec in rule.days:
+    for spec in specs:
         day = DAY_NAMES.index(spec.first)
         days.add(day)
         while day != DAY_NAMES.index(spec.last):
@@ -154,16 +155,32 @@ def weekdays_of(rule: n.Window) -> set[int]:
     return days
 
 
+def weekday_hours(rule: n.Window, weekday: int) -> tuple[tuple[int, int], ...]:
+    """The ranges a window opens on a weekday that is not a holiday: the
+    one-line form's ranges on its days; in a table, those of every line
+    naming the day, in the order written."""
+    if not rule.table:
+        return tuple((r.start, r.end) for r in rule.ranges) if weekday in days_named(rule.days) else ()
+    found: list[tuple[int, int]] = []
+    for line in rule.table:
+        if weekday in days_named(line.days):
+            found.extend((r.start, r.end) for r in line.ranges if (r.start, r.end) not in found)
+    return tuple(found)
+
+
+def hours_on(rule: n.Window, day: dt.date, country: str | None) -> tuple[tuple[int, int], ...]:
+    """The ranges a window opens on local `day`: a holiday has its own."""
+    if country is not None and is_holiday(country, day):
+        return tuple((r.start, r.end) for r in rule.holiday_ranges)
+    return weekday_hours(rule, day.weekday())
+
+
 def inside_window(rule: n.Window, zone: ZoneInfo, instant: dt.datetime, country: str | None) -> bool:
-    """Whether the wall clock in `zone` at `instant` reads an open day and a
-    time in one of the window's ranges (start inclusive, end exclusive)."""
+    """Whether the wall clock in `zone` at `instant` reads a time in one of
+    the ranges open on that local day (start inclusive, end exclusive)."""
     local = instant.astimezone(zone)
-    if local.weekday() not in weekdays_of(rule):
-        return False
-    if country is not None and is_holiday(country, local.date()):
-        return False
     seconds = local.hour * 3600 + local.minute * 60 + local.second
-    return any(time_range.start <= seconds < time_range.end for time_range in rule.ranges)
+    return any(start <= seconds < end for start, end in hours_on(rule, local.date(), country))
 
 
 def counts_event(rule: n.Limit | n.Quiet, model: Model, contact: Contact) -> bool:
@@ -177,6 +194,12 @@ def counts_event(rule: n.Limit | n.Quiet, model: Model, contact: Contact) -> boo
     if rule.exclude:
         return contact.outcome not in rule.outcomes
     return contact.outcome in rule.outcomes
+
+
+def window_starts(rule: n.Window) -> set[int]:
+    """Every time of day at which the window may open."""
+    ranges = [*rule.ranges, *rule.holiday_ranges, *(r for line in rule.table for r in line.ranges)]
+    return {time_range.start for time_range in ranges}
 
 
 def counter_block(rule: n.Limit | n.Quiet, zone: ZoneInfo, instant: dt.datetime,
@@ -319,21 +342,25 @@ class ReferencePolicy(Engine):
             if admitted is None:
                 reasons.append(self.not_allowed(action, [allow for _, allow in entries], stage))
             rules = [rule for rule in model.restrictions if applies(rule, stage_name)
-                     and action in model.expand(rule.targets)]
+                     and action in model.expand(rule.targets)
+                     and all(eval_expr(condition, env) for condition in rule.applies)]
             for rule in rules:
                 if isinstance(rule, n.Forbid) and (rule.condition is None or eval_expr(rule.condition, env)):
-                    reasons.append(("forbidden", with_reason("forbidden", rule), info(rule, rule.condition)))
+                    reasons.append(("forbidden", with_reason("forbidden" + self.scope(rule), rule),
+                                    info(rule, *rule.applies, rule.condition)))
             windows = [(rule, self.country(rule, values)) for rule in rules if isinstance(rule, n.Window)]
             for rule, country in windows:
                 outside = [zone for zone in zones if not inside_window(rule, zone, now, country)]
                 if outside:
-                    reasons.append(("window", window_message(rule, outside, now, country), window_info(rule, model)))
+                    reasons.append(("window", window_message(rule, outside, now, country, self.scope(rule)),
+                                    window_info(rule, model)))
             counters = [(rule, [c for c in past if counts_event(rule, model, c)])
                         for rule in rules if isinstance(rule, (n.Limit, n.Quiet))]
             for rule, counted in counters:
-                message = next((text for zone in zones if (text := counter_block(rule, zone, now, counted))), None)
-                if message:
-                    reasons.append((kind_of(rule), with_reason(message, rule), info(rule)))
+                blocking = next((text for zone in zones if (text := counter_block(rule, zone, now, counted))), None)
+                if blocking:
+                    reasons.append((kind_of(rule), with_reason(blocking + self.scope(rule), rule),
+                                    info(rule, *rule.applies)))
             if admitted is not None and not reasons:
                 placed.append((admitted[0], action))
                 allowed_by[action] = info(admitted[1], admitted[1].condition)
@@ -396,6 +423,11 @@ class ReferencePolicy(Engine):
             return RuleInfo(block.span.file, block.span.line, f"stages on {block.field}", reads=(block.field,))
         return RuleInfo(policy.header.span.file, policy.header.span.line, policy.header.span.file)
 
+    def scope(self, rule: n.Restriction) -> str:
+        """Which conditions made a restriction apply, as its block says it."""
+        text = self.model.applies_text(rule)
+        return f" (applies where {text})" if text else ""
+
     @staticmethod
     def country(rule: n.Window, values: dict[str, Any]) -> str | None:
         """The holiday calendar a window skips, if any; an account value that
@@ -417,7 +449,7 @@ class ReferencePolicy(Engine):
                     and all(counter_block(rule, zone, instant, counted) is None
                             for rule, counted in counters for zone in zones))
 
-        starts = {time_range.start for rule, _ in windows for time_range in rule.ranges}
+        starts = {start for rule, _ in windows for start in window_starts(rule)}
         expiries = [c.at + dt.timedelta(hours=rule.period.amount)
                     for rule, counted in counters if rule.period.unit == "hours" for c in counted]
         searched: dt.datetime | None = None
@@ -451,30 +483,32 @@ def with_reason(message: str, rule: n.Restriction) -> str:
     return message
 
 
-def window_message(rule: n.Window, outside: list[ZoneInfo], now: dt.datetime, country: str | None) -> str:
+def window_message(rule: n.Window, outside: list[ZoneInfo], now: dt.datetime, country: str | None,
+                   scope: str) -> str:
+    holiday_hours = tuple((r.start, r.end) for r in rule.holiday_ranges)
     places = []
     for zone in outside:
         local = now.astimezone(zone)
         place = f"{local:%a %H:%M} in {zone.key}"
-        if country and local.weekday() in weekdays_of(rule) and is_holiday(country, local.date()):
+        if country and weekday_hours(rule, local.weekday()) != holiday_hours and is_holiday(country, local.date()):
             place += " (a public holiday)"
         places.append(place)
-    hours = describe_ranges((r.start, r.end) for r in rule.ranges) + describe_days(frozenset(weekdays_of(rule)))
-    if country:
-        hours += f", not on {country} public holidays"
-    return with_reason(f"outside contact hours {hours} (now " + "; ".join(places) + ")", rule)
+    hours = describe_hours([weekday_hours(rule, day) for day in range(7)], holiday_hours, country)
+    return with_reason(f"outside contact hours {hours} (now " + "; ".join(places) + ")" + scope, rule)
 
 
-def info(rule: n.Rule, condition: n.Expr | None = None) -> RuleInfo:
+def info(rule: n.Rule, *conditions: n.Expr | None) -> RuleInfo:
     reason = getattr(rule, "reason", None)
     return RuleInfo(rule.span.file, rule.span.line, rule.text, reason.because if reason else None,
-                    reason.cite if reason else None, names_in(condition))
+                    reason.cite if reason else None,
+                    tuple(dict.fromkeys(name for condition in conditions for name in names_in(condition))))
 
 
 def window_info(rule: n.Window, model: Model) -> RuleInfo:
-    reads = [model.zone_field, rule.holidays.name if isinstance(rule.holidays, n.Ref) else None]
+    reads = [*(name for condition in rule.applies for name in names_in(condition)), model.zone_field,
+             rule.holidays.name if isinstance(rule.holidays, n.Ref) else None]
     return RuleInfo(rule.span.file, rule.span.line, rule.text, rule.reason.because, rule.reason.cite,
-                    tuple(name for name in reads if name))
+                    tuple(dict.fromkeys(name for name in reads if name)))
 
 
 def names_in(expr: n.Expr | None) -> tuple[str, ...]:

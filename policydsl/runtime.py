@@ -210,40 +210,58 @@ def local_midnight(zone: ZoneInfo, day: dt.date) -> dt.datetime:
 # ------------------------------------------------------------ windows
 
 
+Ranges = tuple[tuple[int, int], ...]
+
+
 @dataclass(frozen=True)
 class WindowSpec:
     """Contact hours: time-of-day ranges (seconds, end exclusive) on some
-    weekdays (0 = Monday), optionally not on public holidays of a country."""
+    weekdays (0 = Monday), optionally not on public holidays of a country.
 
-    ranges: tuple[tuple[int, int], ...]
+    `ranges` on `weekdays` is the one-line form; `by_day` (seven entries,
+    Monday first) gives each weekday its own hours instead. On a public
+    holiday of the country the hours are `holiday_ranges` (none: closed)."""
+
+    ranges: Ranges
     weekdays: frozenset[int]
+    by_day: tuple[Ranges, ...] = ()
+    holiday_ranges: Ranges = ()
+
+    def __post_init__(self) -> None:
+        if not self.by_day:
+            object.__setattr__(self, "by_day", tuple(self.ranges if day in self.weekdays else ()
+                                                     for day in range(7)))
+
+    def hours_on(self, day: dt.date, country: str | None) -> Ranges:
+        """The ranges open on local `day`."""
+        if country is not None and is_holiday(country, day):
+            return self.holiday_ranges
+        return self.by_day[day.weekday()]
 
     def open_on(self, day: dt.date, country: str | None) -> bool:
-        if day.weekday() not in self.weekdays:
-            return False
-        return country is None or not is_holiday(country, day)
+        return bool(self.hours_on(day, country))
 
     def inside(self, instant: dt.datetime, zone: ZoneInfo, country: str | None) -> bool:
         local = instant.astimezone(zone)
-        if not self.open_on(local.date(), country):
-            return False
         seconds = local.hour * 3600 + local.minute * 60 + local.second
-        return any(start <= seconds < end for start, end in self.ranges)
+        return any(start <= seconds < end for start, end in self.hours_on(local.date(), country))
 
     def next_open(self, instant: dt.datetime, zone: ZoneInfo, country: str | None) -> dt.datetime | None:
-        """The earliest instant >= `instant` inside the window in `zone`."""
+        """The earliest instant >= `instant` inside the window in `zone`:
+        day by day, each day's own ranges."""
         if self.inside(instant, zone, country):
             return instant
         day = instant.astimezone(zone).date()
         for offset in range(HORIZON.days):
             candidate_day = day + dt.timedelta(days=offset)
-            if not self.open_on(candidate_day, country):
+            ranges = self.hours_on(candidate_day, country)
+            if not ranges:
                 continue
             # The window opens where the wall clock reaches a range's start (on
             # a fall-back day, its second occurrence too) or where a clock change
             # jumps into a range; the earliest of these that is inside wins.
             openings = _clock_changes(zone, candidate_day)
-            for start, _end in self.ranges:
+            for start, _end in ranges:
                 wall = dt.datetime.combine(candidate_day, dt.time()) + dt.timedelta(seconds=start)
                 openings.append(first_instant_at_or_after(zone, candidate_day, start))
                 openings.append(wall.replace(tzinfo=zone, fold=1).astimezone(UTC))
@@ -310,6 +328,23 @@ def next_allowed(now: dt.datetime, constraints: Iterable[Callable[[dt.datetime],
             return instant
         instant = latest  # type: ignore[assignment]
     return None
+
+
+def describe_hours(by_day: Sequence[Ranges], holiday_ranges: Ranges, country: str | None) -> str:
+    """A window's hours as messages show them (both engines word them so):
+    `08:00-21:00 on mon, tue, ...`, weekdays with the same hours together,
+    `; ` between different hours, then what public holidays do."""
+    groups: dict[Ranges, list[int]] = {}
+    for day, ranges in enumerate(by_day):
+        if ranges:
+            groups.setdefault(tuple(ranges), []).append(day)
+    text = "; ".join(describe_ranges(ranges) + describe_days(frozenset(days))
+                     for ranges, days in groups.items()) or "never"
+    if country and holiday_ranges:
+        text += f"; {describe_ranges(holiday_ranges)} on {country} public holidays"
+    elif country:
+        text += f", not on {country} public holidays"
+    return text
 
 
 def describe_days(weekdays: frozenset[int]) -> str:

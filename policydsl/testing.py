@@ -807,7 +807,8 @@ class PolicyCoverage:
       whose condition held for that action in the case's stage);
     - a forbid: its condition held (or it has none) for an action it targets;
     - a window, limit or quiet period: it blocked an action;
-    - the `when` of an allow or forbid, and every operand of every `and`/`or`
+    - the `when` of an allow, forbid, window, limit, quiet period or include
+      (counted once, at its first rule), and every operand of every `and`/`or`
       (segments included): it evaluated to true in some evaluation and to
       false in another; an operand skipped by short-circuiting is not
       evaluated and counts for neither.
@@ -827,9 +828,10 @@ class PolicyCoverage:
             label = type(rule).__name__.lower()
             row = self._row(rule, "rule", label, rule.text, both=False)
             condition = getattr(rule, "condition", None)
-            if condition is not None:
-                row.conditions.append(self._item(condition, "when", both=True))
-                row.conditions.extend(self._operands(condition))
+            for expr in [*getattr(rule, "applies", ()), *([condition] if condition is not None else [])]:
+                if id(expr) not in self.by_node:  # an include's condition is shared by its rules
+                    row.conditions.append(self._item(expr, "when", both=True))
+                    row.conditions.extend(self._operands(expr))
         order = {path: index for index, path in enumerate(model.sources)}
         self.rows.sort(key=lambda row: (order.get(row.item.span.file, len(order)), row.item.span.line,
                                         row.item.span.column))
@@ -948,7 +950,8 @@ class Tracer:
             else:
                 trace.blocked.append((action, "not_allowed", None))
             for rule in model.restrictions:
-                if ref.applies(rule, stage_name) and action in model.expand(rule.targets):
+                if ref.applies(rule, stage_name) and action in model.expand(rule.targets) \
+                        and all(self.condition(condition, env) for condition in rule.applies):
                     kind = self._blocks(rule, values, zones, now, past, env)
                     if kind:
                         trace.fired.add(id(rule))

@@ -191,21 +191,21 @@ def rules(draw: st.DrawFn, kinds: list[str], names: list[str], counted: list[str
     if kind == "forbid":
         when = f" when {draw(conditions(segments, True, actions))}" if draw(st.integers(0, 9)) else ""
         return f"forbid {draw(targets(names))}{when}{draw(reasons())}"
+    if kind == "window" and draw(st.integers(0, 2)) == 0:
+        return f"window {draw(targets(names))} {draw(hours_table(spec))}{draw(applies(segments, actions))}" \
+            + draw(reasons())
     if kind == "window":
         ranges = draw(time_ranges())
         spec.wall_times.extend(clock for pair in ranges for clock in pair)
         text = f"window {draw(targets(names))} " + ", ".join(f"{a}-{b}" for a, b in ranges)
         if draw(st.integers(0, 2)) == 0:
-            days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-            specs = [f"{draw(st.sampled_from(days))}..{draw(st.sampled_from(days))}" if draw(st.booleans())
-                     else draw(st.sampled_from(days)) for _ in range(draw(st.integers(1, 2)))]
-            text += " on " + ", ".join(specs)
+            text += " on " + draw(day_specs())
         holidays = draw(st.integers(0, 5))
         if holidays == 0:
             text += f' except holidays "{draw(st.sampled_from(COUNTRIES))}"'
         elif holidays == 1:
             text += " except holidays country"
-        return text + draw(reasons())
+        return text + draw(applies(segments, actions)) + draw(reasons())
     if kind == "limit":
         unit = draw(st.sampled_from(["days", "hours"]))
         amount = draw(st.sampled_from([1, 1, 2, 3, 7] if unit == "days" else [1, 2, 3, 24, 48]))
@@ -218,13 +218,46 @@ def rules(draw: st.DrawFn, kinds: list[str], names: list[str], counted: list[str
             outcomes = draw(st.lists(st.sampled_from(OUTCOMES), min_size=1, max_size=2, unique=True))
             negated = draw(st.sampled_from(["", "not "]))
             text += f" where outcome {negated}in {{" + ", ".join(f'"{o}"' for o in outcomes) + "}"
-        return text + draw(reasons())
+        return text + draw(applies(segments, actions)) + draw(reasons())
     unit = draw(st.sampled_from(["days", "hours"]))
     amount = draw(st.sampled_from([1, 2, 3, 7] if unit == "days" else [1, 3, 24, 36]))
     (spec.hours if unit == "hours" else spec.days).append(amount)
     outcomes = draw(st.lists(st.sampled_from(OUTCOMES), min_size=1, max_size=2, unique=True))
     return (f"quiet {draw(targets(names))} for {amount} {unit} after " + ", ".join(f'"{o}"' for o in outcomes)
-            + f" on {draw(targets(counted))}{draw(reasons())}")
+            + f" on {draw(targets(counted))}{draw(applies(segments, actions))}{draw(reasons())}")
+
+
+@st.composite
+def applies(draw: st.DrawFn, segments: list[str], actions: list[str]) -> str:
+    """A restriction's own `when` (a condition on the account), sometimes."""
+    return f" when {draw(conditions(segments, False, actions))}" if draw(st.integers(0, 2)) == 0 else ""
+
+
+@st.composite
+def day_specs(draw: st.DrawFn) -> str:
+    days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    return ", ".join(f"{draw(st.sampled_from(days))}..{draw(st.sampled_from(days))}" if draw(st.booleans())
+                     else draw(st.sampled_from(days)) for _ in range(draw(st.integers(1, 2))))
+
+
+@st.composite
+def hours_table(draw: st.DrawFn, spec: PolicySpec) -> str:
+    """`{ day lines [holidays line] }`: day-specific hours, some days named
+    twice (their ranges add up), some closed."""
+    def hours() -> str:
+        if draw(st.integers(0, 4)) == 0:
+            return "closed"
+        ranges = draw(time_ranges())
+        spec.wall_times.extend(clock for pair in ranges for clock in pair)
+        return ", ".join(f"{a}-{b}" for a, b in ranges)
+
+    lines = [f"{draw(day_specs())} {hours()}" for _ in range(draw(st.integers(1, 3)))]
+    calendar = draw(st.integers(0, 3))
+    if calendar == 0:
+        lines.append(f'holidays "{draw(st.sampled_from(COUNTRIES))}" {hours()}')
+    elif calendar == 1:
+        lines.append(f"holidays country {hours()}")
+    return "{ " + " ".join(lines) + " }"
 
 
 # ------------------------------------------------------------ policies

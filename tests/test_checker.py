@@ -483,6 +483,12 @@ def test_a_baseline_included_twice_applies_once(tmp_path: Path) -> None:
     assert len(windows) == 1
 
 
+
+def test_w309_windows_for_one_action_never_open_together() -> None:
+    source = ACCOUNT + ALLOW + "window sms 08:00-21:00 on mon..fri\nwindow sms 10:00-18:00 on sat, sun\n"
+    assert_reported(source, "W309", "window sms 10:00-18:00",
+                    words="the windows for sms are never open together at any moment of a week")
+
 def test_every_checker_code_has_a_test() -> None:
     tested = {name[5:9].upper() for name in globals()
               if name.startswith("test_") and name[5] in "ew" and name[6:9].isdigit()}

@@ -77,7 +77,7 @@ def kinds(decision: Decision, action: str) -> set[str]:
 
 HARDSHIP = {"hardship": "true"}
 SCENARIOS: list[tuple[str, dict[str, Any], str, list[str]]] = [
-    # current: nothing unless the early-warning model fires, then reminders only
+    # current: nothing unless the early-warning model fires, then reminders (and agents for high risk)
     ("current, no signals", {"days_past_due": 0}, "current", []),
     ("current, paid early", {"days_past_due": -7}, "current", []),
     ("current, spending drop", {"days_past_due": 0, "spending_change": "-0.5"}, "current", ["app_push", "sms", "ivr"]),
@@ -90,8 +90,14 @@ SCENARIOS: list[tuple[str, dict[str, Any], str, list[str]]] = [
      ["app_push", "sms", "ivr"]),
     ("current, risk 0.6", {"days_past_due": 0, "risk_score": "0.6"}, "current", ["app_push", "sms", "ivr"]),
     ("current, risk 0.59", {"days_past_due": 0, "risk_score": "0.59"}, "current", []),
-    ("current, high risk still no calls", {"days_past_due": 0, "risk_score": "0.95"}, "current",
-     ["app_push", "sms", "ivr"]),
+    # warned and in the high-risk tier (risk_score >= 0.7): an early agent call first
+    ("current, high risk", {"days_past_due": 0, "risk_score": "0.95"}, "current",
+     ["agent_call", "app_push", "sms", "ivr"]),
+    ("current, risk 0.7", {"days_past_due": 0, "risk_score": "0.7"}, "current",
+     ["agent_call", "app_push", "sms", "ivr"]),
+    ("current, high risk by broken promises only", {"days_past_due": 0, "failed_payments": 2,
+                                                    "broken_promises": 2}, "current", ["app_push", "sms", "ivr"]),
+    ("current, broken promises unwarned", {"days_past_due": 0, "broken_promises": 2}, "current", []),
     # M0: remind and guide; agents only for high risk, and then first
     ("M0 low risk", {"days_past_due": 15}, "M0", ["app_push", "sms", "email", "ivr"]),
     ("M0 risk 0.69", {"days_past_due": 15, "risk_score": "0.69"}, "M0", ["app_push", "sms", "email", "ivr"]),
@@ -226,7 +232,7 @@ def test_bankruptcy_blocks_everything(policy: Policy) -> None:
     ("dispute_pending", {"days_past_due": 120, "balance": "6000"}, ["senior_agent_call", "sms"],
      ["legal_review", "agency_referral"]),
     ("vulnerable", {"days_past_due": 15}, ["app_push", "sms", "email"], ["ivr"]),
-    ("vulnerable", {"days_past_due": 0, "risk_score": "0.8"}, ["app_push", "sms"], ["ivr"]),
+    ("vulnerable", {"days_past_due": 0, "risk_score": "0.8"}, ["agent_call", "app_push", "sms"], ["ivr"]),
     ("vulnerable", {"days_past_due": 120, "balance": "6000"}, ["senior_agent_call", "sms"],
      ["legal_review", "agency_referral"]),
 ])
