@@ -453,7 +453,7 @@ def explain(policy_path: str, accounts_path: str | None, account_pairs: tuple[st
     decision = policy.evaluate(account, history.for_account(account.get("id")), now=now)
     if account.get("id") in history.broken:  # as in `run`: never decide on a partial history
         decision = policy.error_decision(account.get("id"),
-                                         f"contact history unreadable: {history.broken[account['id']]}")
+                                         f"contact history unreadable: {history.broken[account['id']]}", now=now)
     console = Console(highlight=False)
     if decision.error:
         console.print(f"[red]account {escape(str(account.get('id')))} cannot be evaluated:[/] "

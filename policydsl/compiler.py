@@ -144,12 +144,6 @@ def names_read(expr: n.Expr | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(node.name for node in n.walk(expr) if isinstance(node, n.Ref)))
 
 
-def rule_info(rule: Any, reads: tuple[str, ...] = ()) -> RuleInfo:
-    reason = getattr(rule, "reason", None)
-    return RuleInfo(rule.span.file, rule.span.line, rule.text,
-                    reason.because if reason else None, reason.cite if reason else None, reads)
-
-
 # ------------------------------------------------------------ compiled rules
 
 
@@ -235,13 +229,13 @@ class Policy(Engine):
         super().__init__(model)
         self._fields = model.fields
         self._schema = [self._field_reader(f) for f in model.fields.values()]
-        self._stages = [_Stage(s.name, s.low, s.high, RuleInfo(s.span.file, s.span.line, f"{s.name} {s.describe()}",
-                                                                reads=(model.stage_field or "",)))
+        self._stages = [_Stage(s.name, s.low, s.high, model.info(s, f"{s.name} {s.describe()}",
+                                                                 (model.stage_field or "",)))
                         for s in model.stages]
         self._no_stage = self._no_stage_info(model)
         self._segments = [(s.name, compile_expr(s.condition, model.fields)) for s in model.segments]
-        self._segment_infos = {s.name: RuleInfo(s.span.file, s.span.line, model.source_text(s.span),
-                                                reads=names_read(s.condition)) for s in model.segments}
+        self._segment_infos = {s.name: model.info(s, model.source_text(s.span), names_read(s.condition))
+                               for s in model.segments}
         stage_names: list[str | None] = [s.name for s in model.stages] or [None]
         if model.stages:
             stage_names.append(None)  # accounts outside every stage
@@ -260,8 +254,8 @@ class Policy(Engine):
         policy = model.policy
         if policy.stages:
             block = policy.stages[0]
-            return RuleInfo(block.span.file, block.span.line, f"stages on {block.field}", reads=(block.field,))
-        return RuleInfo(policy.header.span.file, policy.header.span.line, policy.header.span.file)
+            return model.info(block, f"stages on {block.field}", (block.field,))
+        return model.info(policy.header, model.cited_path(policy.header.span.file))
 
     def _plan(self, stage: str | None) -> dict[str, _ActionPlan]:
         model = self.model
@@ -272,7 +266,7 @@ class Policy(Engine):
                 continue
             condition = _Condition(
                 compile_expr(allow.condition, model.fields) if allow.condition is not None else None,
-                rule_info(allow, names_read(allow.condition)), _reads_action(allow.condition))
+                model.info(allow, reads=names_read(allow.condition)), _reads_action(allow.condition))
             for action in model.expand_in_order(allow.targets):
                 plans[action].allows.append((priority, condition))
                 priority += 1
@@ -298,7 +292,7 @@ class Policy(Engine):
         model = self.model
         if isinstance(rule, n.Forbid):
             test = compile_expr(rule.condition, model.fields) if rule.condition is not None else None
-            info = rule_info(rule, names_read(rule.condition))
+            info = model.info(rule, reads=names_read(rule.condition))
             return _Condition(test, info, _reads_action(rule.condition), _with_reason("forbidden", info))
         if isinstance(rule, n.Window):
             weekdays = frozenset(range(7))
@@ -309,14 +303,14 @@ class Policy(Engine):
             country = rule.holidays.value if isinstance(rule.holidays, n.Literal) else None
             country_field = rule.holidays.name if isinstance(rule.holidays, n.Ref) else None
             reads = tuple(name for name in (model.zone_field, country_field) if name)
-            return _Window(spec, country, country_field, rule_info(rule, reads))  # type: ignore[arg-type]
+            return _Window(spec, country, country_field, model.info(rule, reads=reads))  # type: ignore[arg-type]
         if isinstance(rule, n.Limit):
             counted = rule.counted or rule.targets
             return _Counter("limit", frozenset(model.expand(counted, with_events=True)),
                             frozenset(rule.outcomes) if rule.outcomes is not None else None, rule.exclude,
-                            rule.count, rule.period, rule_info(rule), str(rule.targets))
+                            rule.count, rule.period, model.info(rule), str(rule.targets))
         return _Counter("quiet", frozenset(model.expand(rule.after, with_events=True)), frozenset(rule.outcomes),
-                        False, 1, rule.period, rule_info(rule), "/".join(rule.outcomes))
+                        False, 1, rule.period, model.info(rule), "/".join(rule.outcomes))
 
     def required_fields(self) -> set[str]:
         """Fields an input must carry: those without a default."""
@@ -353,13 +347,9 @@ class Policy(Engine):
             values = self.read_account(account)
             return self._decide(values, history, now)
         except AccountError as problem:
-            return self.error_decision(account.get("id"), str(problem))
+            return self.error_decision(account.get("id"), str(problem), now=now)
         except (ArithmeticError, OverflowError) as problem:
-            return self.error_decision(account.get("id"), f"cannot evaluate: {problem}")
-
-    def error_decision(self, account_id: Any, message: str) -> Decision:
-        shown = None if account_id is None or account_id == "" else str(account_id)
-        return Decision(shown, None, (), (), (), message)
+            return self.error_decision(account.get("id"), f"cannot evaluate: {problem}", now=now)
 
     def _decide(self, values: dict[str, Any], history: Iterable[Contact], now: dt.datetime) -> Decision:
         zones: tuple[ZoneInfo, ...] = values[self.zone_field] if self.zone_field else (_UTC_ZONE,)
@@ -402,7 +392,7 @@ class Policy(Engine):
                             self._segment_infos)
         return Decision(str(values["id"]) if "id" in values else None, stage.name if stage else None,
                         tuple(segments), tuple(action for _, action in sorted(allowed)), tuple(blocked),
-                        None, evidence)
+                        None, evidence, now, self.provenance)
 
     def _stage_of(self, values: dict[str, Any]) -> _Stage | None:
         if not self._stages:

@@ -75,7 +75,7 @@ _SPACE = re.compile(r"[ \t\f\r\n]*")
 _DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2})?(Z|[+-][0-9]{2}:[0-9]{2})")
 _MONEY = re.compile(r"([$¥€£])[0-9]+(\.[0-9]+)?")
 
-_RULE_DATA = frozenset({"allow", "forbid", "window", "limit", "quiet"})
+_RULE_DATA = frozenset({"allow", "forbid", "window", "limit", "quiet", "named_rule"})
 # Top-level items of these kinds may follow one another without a blank line.
 _GROUPABLE = frozenset({"include", "segment", "rule"})
 
@@ -96,6 +96,24 @@ def format_source(source: str, path: str = "<policy>") -> str:
     text = _Placer(source, code, comments, printer.lines).render()
     _verify(tree, comments, text, path)
     return text
+
+
+def canonical_text(tree: n.PolicyFile) -> str:
+    """What `policy fmt` prints for a parsed file, without its comments and
+    blank lines: the form a policy digest hashes, so that layout and comments
+    never change it while any change of meaning does."""
+    printer = _Printer(tree, tree.source, [], [])
+    printer.print_file(_lark().parse(tree.source))
+    return "".join(" " * line.indent + line.code + "\n" for line in printer.lines)
+
+
+def canonical_rule(rule: n.Rule, tree: n.PolicyFile) -> str:
+    """One rule of `tree` as `policy fmt` prints it, on one line: what an
+    unnamed rule's id is a digest of, so moving or reformatting it, or
+    editing comments around it, keeps its id."""
+    printer = _Printer(tree, tree.source, [], [])
+    printer._rule(rule)
+    return " ".join(line.code for line in printer.lines)
 
 
 def syntax_shape(node: Any) -> Any:
@@ -360,13 +378,14 @@ class _Printer:
     # -- rules
     def _rule(self, rule: n.Rule, indent: int = 0, blank: str = "never", group: int | None = None) -> None:
         targets = _targets(rule.targets)
+        label = f"{rule.name}: " if rule.name else ""
         if isinstance(rule, n.Allow):
-            self._rule_lines(indent, f"allow {targets}", rule.condition, [], [], blank, group)
+            self._rule_lines(indent, f"{label}allow {targets}", rule.condition, [], [], blank, group)
         elif isinstance(rule, n.Forbid):
-            self._rule_lines(indent, f"forbid {targets}", rule.condition, [], self._reason(rule.reason),
+            self._rule_lines(indent, f"{label}forbid {targets}", rule.condition, [], self._reason(rule.reason),
                              blank, group)
         elif isinstance(rule, n.Window):
-            head = f"window {targets} {', '.join(str(r) for r in rule.ranges)}"
+            head = f"{label}window {targets} {', '.join(str(r) for r in rule.ranges)}"
             clauses = []
             if rule.days:
                 days = ", ".join(d.first if d.first == d.last else f"{d.first}..{d.last}" for d in rule.days)
@@ -385,11 +404,11 @@ class _Printer:
             if rule.outcomes is not None:
                 negation = "not " if rule.exclude else ""
                 clauses.append(f"where outcome {negation}in {{{', '.join(_quote(o) for o in rule.outcomes)}}}")
-            self._rule_lines(indent, f"limit {targets} {rule.count} per {per}", None, clauses,
+            self._rule_lines(indent, f"{label}limit {targets} {rule.count} per {per}", None, clauses,
                              self._reason(rule.reason), blank, group)
         else:
             after = ", ".join(_quote(outcome) for outcome in rule.outcomes)
-            head = f"quiet {targets} for {_amount(rule.period.amount, rule.period.unit)} after {after}"
+            head = f"{label}quiet {targets} for {_amount(rule.period.amount, rule.period.unit)} after {after}"
             self._rule_lines(indent, head, None, [f"on {_targets(rule.after)}"], self._reason(rule.reason),
                              blank, group)
 

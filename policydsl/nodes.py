@@ -271,6 +271,7 @@ class Allow:
     span: Span
     text: str
     stage: str | None = None
+    name: str | None = None  # `name: rule`, the rule's stable id
 
 
 @dataclass(frozen=True)
@@ -281,6 +282,7 @@ class Forbid:
     span: Span
     text: str
     stage: str | None = None
+    name: str | None = None  # `name: rule`, the rule's stable id
 
 
 @dataclass(frozen=True)
@@ -319,6 +321,7 @@ class Window:
     span: Span
     text: str
     stage: str | None = None
+    name: str | None = None  # `name: rule`, the rule's stable id
 
 
 @dataclass(frozen=True)
@@ -347,6 +350,7 @@ class Limit:
     span: Span
     text: str
     stage: str | None = None
+    name: str | None = None  # `name: rule`, the rule's stable id
 
 
 @dataclass(frozen=True)
@@ -362,6 +366,7 @@ class Quiet:
     span: Span
     text: str
     stage: str | None = None
+    name: str | None = None  # `name: rule`, the rule's stable id
 
 
 Rule = Allow | Forbid | Window | Limit | Quiet
