@@ -32,7 +32,7 @@ from . import ENGINES, Policy, ReferencePolicy, load_policy, reports
 from .batch import PolicySpec, decide_stream
 from .checker import check
 from .errors import Diagnostic, PolicyCheckError, PolicySyntaxError, excerpt
-from .explain import Step, explanation, overview
+from .explain import Step, explanation, overview, provenance_text
 from .formatter import FormatterError, format_source
 from .highlight import highlight, highlight_fragment
 from .io import (
@@ -48,7 +48,7 @@ from .io import (
     read_history,
 )
 from .loader import load_file, read_source
-from .runtime import Blocked, Decision
+from .runtime import Blocked, Decision, format_exact_instant
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNUSABLE = 0, 1, 2
 
@@ -59,7 +59,9 @@ def _stderr() -> Console:
 
 def _parse_now(value: str | None) -> dt.datetime:
     if value is None:
-        return dt.datetime.now(dt.UTC)  # the CLI, never the evaluator, reads the clock
+        # the CLI, never the evaluator, reads the clock; to the second, so that the instant it
+        # reports reproduces every decision when passed back as --now
+        return dt.datetime.now(dt.UTC).replace(microsecond=0)
     try:
         now = dt.datetime.fromisoformat(value)
     except ValueError:
@@ -162,6 +164,9 @@ def run(policy_path: str, accounts_path: str, history_path: str | None, now_text
         _stderr().print(f"[red]error:[/] {escape(str(error))}")
         sys.exit(EXIT_UNUSABLE)
     if not quiet:
+        if now_text is None:
+            _stderr().print(f"decided at {format_exact_instant(now)} (the current instant; "
+                            "pass --now to decide at another)")
         _print_summary(stats, history, time.perf_counter() - started, [s.name for s in policy.model.stages])
     sys.exit(EXIT_PROBLEMS if stats.errors or history.problems else EXIT_OK)
 
@@ -476,7 +481,8 @@ def _find_account(policy: Policy, accounts_path: str | None, account_id: str | N
 
 def _explanation_tree(policy: Policy, decision: Decision, now: dt.datetime) -> Tree:
     tree = Tree(f"[bold]account {escape(decision.account_id or '?')}[/] at {now.isoformat()}  ·  "
-                f"next action: [bold green]{decision.next_action or 'none'}[/]")
+                f"next action: [bold green]{decision.next_action or 'none'}[/]\n"
+                f"[dim]decided by {escape(provenance_text(decision))}[/]")
     for step in overview(decision):
         _add_step(tree, step, "cyan")
     for item in explanation(decision, policy.actions):
@@ -493,7 +499,7 @@ def _explanation_tree(policy: Policy, decision: Decision, now: dt.datetime) -> T
 
 def _add_step(parent: Tree, step: Step, colour: str) -> None:
     node = parent.add(f"[{colour}]{step.verdict}[/]: {escape(step.message)}")
-    node.add(Text.assemble((step.rule.location, "dim"), "  ", highlight(step.rule.head)))
+    node.add(Text.assemble((f"{step.rule.location} [{step.rule.id}]", "dim"), "  ", highlight(step.rule.head)))
     if step.values:
         node.add(f"[dim]read:[/] {escape(step.values)}")
 
