@@ -691,7 +691,8 @@ def _align(source: list[str], output: list[str], window: int = 40) -> Iterator[t
         skip = next(((a, cost - a) for cost in range(1, 2 * window + 1)
                      for a in range(min(cost, window), max(-1, cost - window - 1), -1)
                      if i + a < len(source) and j + cost - a < len(output)
-                     and source[i + a] == output[j + cost - a]), (1, 1))
+                     and source[i + a] == output[j + cost - a]
+                     and (a == 0 or a == cost or _respelling(source[i], output[j]))), (1, 1))
         a, b = skip
         tag = "replace" if a and b else "delete" if a else "insert"
         yield tag, i, i + a, j, j + b
@@ -700,6 +701,20 @@ def _align(source: list[str], output: list[str], window: int = 40) -> Iterator[t
         yield "delete", i, len(source), j, j
     elif j < len(output):
         yield "insert", i, i, j, len(output)
+
+
+_UNITS = frozenset({"day", "days", "hour", "hours"})
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _respelling(written: str, printed: str) -> bool:
+    """Whether `printed` may be the formatter's spelling of `written`: a
+    literal in canonical form or a unit's number, never one word for another
+    (a dropped `with { }` must not pair `with` with the next item's keyword,
+    which would carry comments into the wrong block)."""
+    if written in _UNITS or printed in _UNITS:
+        return written in _UNITS and printed in _UNITS
+    return not _WORD.fullmatch(written) and not _WORD.fullmatch(printed)
 
 
 def _verify(tree: n.PolicyFile, comments: list[_Comment], text: str, path: str) -> None:
