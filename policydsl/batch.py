@@ -42,12 +42,12 @@ def decide_row(policy: Engine, row: AccountRow, contacts: list[Contact], broken:
     naming the row (and line), never an exception."""
     where = f"row {row.number} (line {row.line})"
     if row.values is None:
-        return policy.error_decision(row.account_id, row.problem or f"{where}: unreadable")
+        return policy.error_decision(row.account_id, row.problem or f"{where}: unreadable", now=now)
     if broken is not None:
-        return policy.error_decision(row.account_id, f"{where}: contact history: {broken}")
+        return policy.error_decision(row.account_id, f"{where}: contact history: {broken}", now=now)
     decision = policy.evaluate(row.values, contacts, now=now)
     if decision.error:
-        return policy.error_decision(decision.account_id, f"{where}: {decision.error}")
+        return policy.error_decision(decision.account_id, f"{where}: {decision.error}", now=now)
     return decision
 
 

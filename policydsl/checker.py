@@ -11,18 +11,23 @@ has to resolve a name again.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import itertools
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 from . import nodes as n
 from .errors import AccountError, Diagnostic
+from .formatter import canonical_rule, canonical_text
 from .functions import FUNCTIONS
+from .runtime import Decision, Provenance, RuleInfo
 from .values import NUMERIC, ValueProblem, default_value, reader_for, widest
 
 if TYPE_CHECKING:
-    from .runtime import Contact, Decision
+    from .runtime import Contact
 
 # Stable diagnostic codes. Never renumber: users suppress and grep by code.
 CODES = {
@@ -78,6 +83,9 @@ class Model:
     restrictions: list[n.Restriction] = field(default_factory=list)
     zone_field: str | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    # What decisions call each node they can cite (rules, stage ranges, the
+    # stages block, segments, the header), by the node's span: see assign_ids.
+    ids: dict[n.Span, str] = field(default_factory=dict)
 
     def expand(self, targets: n.Targets, with_events: bool = False) -> tuple[str, ...]:
         """Action names a target list denotes, in declared order."""
@@ -126,6 +134,38 @@ class Model:
     def stage_named(self, name: str) -> n.StageRange | None:
         return next((stage for stage in self.stages if stage.name == name), None)
 
+    def cited_path(self, file: str) -> str:
+        """`file` relative to the top-level policy's directory, with `/`: the
+        same whatever the working directory, so that decision logs of two
+        jobs join on `rule`."""
+        base = os.path.dirname(self.policy.path) or "."
+        return PurePath(os.path.relpath(file, base)).as_posix()
+
+    def info(self, node: Any, text: str | None = None, reads: tuple[str, ...] = ()) -> RuleInfo:
+        """How decisions cite `node` (a rule, stage range, stages block,
+        segment or the header): its file relative to the policy's directory,
+        line, text (a rule's own by default), reason and stable id."""
+        reason: n.Reason | None = getattr(node, "reason", None)
+        return RuleInfo(self.cited_path(node.span.file), node.span.line, node.text if text is None else text,
+                        reason.because if reason else None, reason.cite if reason else None, reads,
+                        self.ids[node.span])
+
+    def digest(self) -> str:
+        """`sha256:<hex>` of the resolved sources: each file once, the policy
+        first and then its includes depth first in include order, each in
+        canonical form (formatted, without comments or blank lines) and
+        preceded by its length in bytes. Reformatting and comments leave it
+        alone; any change of a rule, declaration or include changes it."""
+        digest = hashlib.sha256()
+        seen: set[str] = set()
+        for source in _all_files(self.policy):
+            if source.path in seen:
+                continue
+            seen.add(source.path)
+            text = canonical_text(source).encode("utf-8", "surrogatepass")
+            digest.update(b"%d\n" % len(text) + text)
+        return "sha256:" + digest.hexdigest()
+
 
 class Engine:
     """What every evaluation engine says about the policy it runs (the
@@ -141,6 +181,8 @@ class Engine:
         self.stage_field = model.stage_field
         self.zone_field = model.zone_field
         self.field_names: tuple[str, ...] = tuple(model.fields)
+        self.digest = model.digest()
+        self.provenance = Provenance(self.name, self.version, self.digest)
 
     def evaluate(self, account: Mapping[str, Any], history: Iterable[Contact] = (), *,
                  now: dt.datetime, strict: bool = False) -> Decision:
@@ -160,16 +202,18 @@ class Engine:
             refuse(account, contacts, self.field_names, strict)
             return self.decide(self.read_account(account), contacts, now)
         except AccountError as problem:
-            return self.error_decision(account.get("id"), str(problem))
+            return self.error_decision(account.get("id"), str(problem), now=now)
         except (ArithmeticError, OverflowError) as problem:
-            return self.error_decision(account.get("id"), f"cannot evaluate: {problem}")
+            return self.error_decision(account.get("id"), f"cannot evaluate: {problem}", now=now)
 
-    def error_decision(self, account_id: Any, message: str) -> Decision:
-        """The decision for an account that cannot be evaluated: no action allowed."""
+    def error_decision(self, account_id: Any, message: str, *, now: dt.datetime) -> Decision:
+        """The decision for an account that cannot be evaluated: no action
+        allowed, its id (when it has one), why, and the same provenance as any
+        other decision."""
         from .inputs import shown_id
-        from .runtime import Decision
 
-        return Decision(shown_id(account_id), None, (), (), (), message, actions=self.actions)
+        return Decision(shown_id(account_id), None, (), (), (), message, actions=self.actions,
+                        now=now.astimezone(dt.UTC), policy=self.provenance)
 
     def read_account(self, account: Mapping[str, Any]) -> dict[str, Any]:
         """Typed values of an account, defaults filled in (each engine reads them its own way)."""
@@ -242,6 +286,41 @@ class _Checker:
         self.check_unallowed_actions()
         for baseline, _ in baselines:
             self.check_dropped(baseline, _include_of(policy, baseline))
+        self.assign_ids([baseline for baseline, _ in baselines] + [policy])
+
+    def assign_ids(self, files: list[n.PolicyFile]) -> None:
+        """Every citable node's id. A rule's is its name, else
+        `<kind>-<8 hex>`: a digest of its stage and its canonical text, so it
+        survives moved lines, comments and `policy fmt`; identical rules get
+        `-2`, `-3`, ... in file order, baselines first (so a baseline's ids
+        are the same included or not). Stage ranges are `stage-<name>`, the
+        stages block `no-stage`, the header `no-allow`, segments
+        `segment-<name>`; none of these can be a name, which has no `-`."""
+        ids = self.model.ids
+        root = self.model.policy
+        ids[root.header.span] = "no-allow"
+        for stages in root.stages:
+            ids[stages.span] = "no-stage"
+            ids.update((stage.span, f"stage-{stage.name}") for stage in stages.ranges)
+        ids.update((segment.span, f"segment-{segment.name}") for segment in self.model.segments)
+        named: dict[str, n.Span] = {}
+        digests: set[str] = set()
+        for source in files:
+            rules = [*source.rules, *(rule for block in source.stage_blocks for rule in block.rules)]
+            for rule in sorted(rules, key=lambda rule: rule.span):
+                if rule.name is not None:
+                    if rule.name in named:
+                        self.report("E106", f"rule name {rule.name!r} is already the name of the rule at "
+                                    f"{named[rule.name].location}", rule.span)
+                    named.setdefault(rule.name, rule.span)
+                    ids[rule.span] = rule.name
+                    continue
+                text = f"{rule.stage or ''}\n{canonical_rule(rule, source)}"
+                base = f"{type(rule).__name__.lower()}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+                rule_id = next(candidate for count in itertools.count(1)
+                               if (candidate := base if count == 1 else f"{base}-{count}") not in digests)
+                digests.add(rule_id)
+                ids[rule.span] = rule_id
 
     def declare(self, source: n.PolicyFile, mapping: dict[str, tuple[str, ...]], own: bool) -> None:
         """Fields, actions, groups and events of one file into the model.

@@ -32,7 +32,7 @@ from . import ENGINES, Policy, ReferencePolicy, load_policy, reports
 from .batch import PolicySpec, decide_stream
 from .checker import check
 from .errors import Diagnostic, PolicyCheckError, PolicySyntaxError, excerpt
-from .explain import Step, explanation, overview
+from .explain import Step, explanation, overview, provenance_text
 from .formatter import FormatterError, format_source
 from .highlight import highlight, highlight_fragment
 from .inputs import did_you_mean, normalise_id
@@ -54,7 +54,7 @@ from .io import (
     visible,
 )
 from .loader import load_file, read_source
-from .runtime import Decision, format_instant
+from .runtime import Decision, format_exact_instant, format_instant
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNUSABLE = 0, 1, 2
 
@@ -65,7 +65,9 @@ def _stderr() -> Console:
 
 def _parse_now(value: str | None) -> dt.datetime:
     if value is None:
-        return dt.datetime.now(dt.UTC)  # the CLI, never the evaluator, reads the clock
+        # the CLI, never the evaluator, reads the clock; to the second, so that the instant it
+        # reports reproduces every decision when passed back as --now
+        return dt.datetime.now(dt.UTC).replace(microsecond=0)
     try:
         now = dt.datetime.fromisoformat(value)
     except ValueError:
@@ -180,6 +182,9 @@ def run(policy_path: str, accounts_path: str, history_path: str | None, now_text
         _stderr().print(f"[red]error:[/] {escape(str(error))}")
         sys.exit(EXIT_UNUSABLE)
     report = _input_report(rows, history, stats)
+    if now_text is None:
+        report.insert(0, f"decided at {format_exact_instant(now)} (the current instant; "
+                         "pass --now to decide at another)")
     if quiet:
         for line in report:
             _stderr().print(line)
@@ -558,7 +563,7 @@ def explain(policy_path: str, accounts_path: str | None, account_pairs: tuple[st
     problem = history.broken.get(account.get("id", "")) or (history.refused.get(account.get("id", "")) if strict
                                                              else None)
     if problem is not None:  # as in `run`: never decide on a partial history
-        decision = policy.error_decision(account.get("id"), f"contact history: {problem}")
+        decision = policy.error_decision(account.get("id"), f"contact history: {problem}", now=now)
     console = Console(highlight=False)
     if decision.error:
         console.print(f"[red]account {_shown(str(account.get('id')))} cannot be evaluated:[/] "
@@ -594,7 +599,8 @@ def _unknown_key(key: str, fields: set[str]) -> str:
 
 def _explanation_tree(policy: Policy, decision: Decision, now: dt.datetime) -> Tree:
     tree = Tree(f"[bold]account {_shown(decision.account_id or '?')}[/] at {now.isoformat()}  ·  "
-                f"next action: [bold green]{decision.next_action or 'none'}[/]")
+                f"next action: [bold green]{decision.next_action or 'none'}[/]\n"
+                f"[dim]decided by {_shown(provenance_text(decision))}[/]")
     for step in overview(decision):
         _add_step(tree, step, "cyan")
     for item in explanation(decision, policy.actions):
@@ -611,7 +617,8 @@ def _explanation_tree(policy: Policy, decision: Decision, now: dt.datetime) -> T
 
 def _add_step(parent: Tree, step: Step, colour: str) -> None:
     node = parent.add(f"[{colour}]{step.verdict}[/]: {_shown(step.message)}")
-    node.add(Text.assemble((visible(step.rule.location), "dim"), "  ", highlight(visible(step.rule.head))))
+    node.add(Text.assemble((visible(f"{step.rule.location} [{step.rule.id}]"), "dim"), "  ",
+                           highlight(visible(step.rule.head))))
     if step.values:
         node.add(f"[dim]read:[/] {_shown(step.values)}")
 

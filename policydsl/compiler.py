@@ -143,12 +143,6 @@ def names_read(expr: n.Expr | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(node.name for node in n.walk(expr) if isinstance(node, n.Ref)))
 
 
-def rule_info(rule: Any, reads: tuple[str, ...] = ()) -> RuleInfo:
-    reason = getattr(rule, "reason", None)
-    return RuleInfo(rule.span.file, rule.span.line, rule.text,
-                    reason.because if reason else None, reason.cite if reason else None, reads)
-
-
 # ------------------------------------------------------------ compiled rules
 
 
@@ -238,13 +232,13 @@ class Policy(Engine):
         super().__init__(model)
         self._fields = model.fields
         self._schema = [self._field_reader(f) for f in model.fields.values()]
-        self._stages = [_Stage(s.name, s.low, s.high, RuleInfo(s.span.file, s.span.line, f"{s.name} {s.describe()}",
-                                                                reads=(model.stage_field or "",)))
+        self._stages = [_Stage(s.name, s.low, s.high, model.info(s, f"{s.name} {s.describe()}",
+                                                                 (model.stage_field or "",)))
                         for s in model.stages]
         self._no_stage = self._no_stage_info(model)
         self._segments = [(s.name, compile_expr(s.condition, model.fields)) for s in model.segments]
-        self._segment_infos = {s.name: RuleInfo(s.span.file, s.span.line, model.source_text(s.span),
-                                                reads=names_read(s.condition)) for s in model.segments}
+        self._segment_infos = {s.name: model.info(s, model.source_text(s.span), names_read(s.condition))
+                               for s in model.segments}
         stage_names: list[str | None] = [s.name for s in model.stages] or [None]
         if model.stages:
             stage_names.append(None)  # accounts outside every stage
@@ -263,8 +257,8 @@ class Policy(Engine):
         policy = model.policy
         if policy.stages:
             block = policy.stages[0]
-            return RuleInfo(block.span.file, block.span.line, f"stages on {block.field}", reads=(block.field,))
-        return RuleInfo(policy.header.span.file, policy.header.span.line, policy.header.span.file)
+            return model.info(block, f"stages on {block.field}", (block.field,))
+        return model.info(policy.header, model.cited_path(policy.header.span.file))
 
     def _plan(self, stage: str | None) -> dict[str, _ActionPlan]:
         model = self.model
@@ -275,7 +269,7 @@ class Policy(Engine):
                 continue
             condition = _Condition(
                 compile_expr(allow.condition, model.fields) if allow.condition is not None else None,
-                rule_info(allow, names_read(allow.condition)), _reads_action(allow.condition))
+                model.info(allow, reads=names_read(allow.condition)), _reads_action(allow.condition))
             for action in model.expand_in_order(allow.targets):
                 plans[action].allows.append((priority, condition))
                 priority += 1
@@ -305,25 +299,25 @@ class Policy(Engine):
             test = compile_expr(rule.condition, model.fields) if rule.condition is not None else None
             if rule.applies:  # from a conditional include: the forbid exists only where they hold
                 test = _all_of([*(compile_expr(c, model.fields) for c in rule.applies), *([test] if test else [])])
-            info = rule_info(rule, tuple(dict.fromkeys((*applies_reads, *names_read(rule.condition)))))
+            info = model.info(rule, reads=tuple(dict.fromkeys((*applies_reads, *names_read(rule.condition)))))
             return _Condition(test, info, _reads_action(rule.condition), _with_reason("forbidden" + scope, info))
         applies = None
         if rule.applies:
-            applies = _Condition(_all_of([compile_expr(c, model.fields) for c in rule.applies]), rule_info(rule))
+            applies = _Condition(_all_of([compile_expr(c, model.fields) for c in rule.applies]), model.info(rule))
         if isinstance(rule, n.Window):
             country = rule.holidays.value if isinstance(rule.holidays, n.Literal) else None
             country_field = rule.holidays.name if isinstance(rule.holidays, n.Ref) else None
             reads = tuple(dict.fromkeys(name for name in (*applies_reads, model.zone_field, country_field) if name))
             return _Window(window_spec(rule), country, country_field,  # type: ignore[arg-type]
-                           rule_info(rule, reads), applies, scope)
+                           model.info(rule, reads=reads), applies, scope)
         if isinstance(rule, n.Limit):
             counted = rule.counted or rule.targets
             return _Counter("limit", frozenset(model.expand(counted, with_events=True)),
                             frozenset(rule.outcomes) if rule.outcomes is not None else None, rule.exclude,
-                            rule.count, rule.period, rule_info(rule, applies_reads), str(rule.targets),
+                            rule.count, rule.period, model.info(rule, reads=applies_reads), str(rule.targets),
                             applies, scope)
         return _Counter("quiet", frozenset(model.expand(rule.after, with_events=True)), frozenset(rule.outcomes),
-                        False, 1, rule.period, rule_info(rule, applies_reads), "/".join(rule.outcomes),
+                        False, 1, rule.period, model.info(rule, reads=applies_reads), "/".join(rule.outcomes),
                         applies, scope)
 
     def required_fields(self) -> set[str]:
@@ -389,7 +383,7 @@ class Policy(Engine):
                             self._segment_infos)
         return Decision(str(values["id"]) if "id" in values else None, stage.name if stage else None,
                         tuple(segments), tuple(action for _, action in sorted(allowed)), tuple(blocked),
-                        None, evidence, self.actions)
+                        None, evidence, self.actions, now, self.provenance)
 
     def _stage_of(self, values: dict[str, Any]) -> _Stage | None:
         if not self._stages:

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from .runtime import RuleInfo, format_instant
+from .runtime import RuleInfo, format_exact_instant, format_instant
 
 if TYPE_CHECKING:
     from .runtime import Decision
@@ -109,6 +109,8 @@ def explain_text(decision: Decision) -> str:
     actions = tuple(decision.allowed) + tuple(dict.fromkeys(entry.action for entry in decision.blocked))
     lines = [f"account {decision.account_id}: stage {decision.stage or '(none)'}; "
              f"segments {', '.join(decision.segments) or '(none)'}; next action {decision.next_action or '(none)'}"]
+    if decision.policy is not None:
+        lines.append(f"decided by {provenance_text(decision)}")
     for step in overview(decision):
         lines.extend(_step_lines(step))
     for item in explanation(decision, actions):
@@ -121,8 +123,17 @@ def explain_text(decision: Decision) -> str:
     return "\n".join(lines)
 
 
+def provenance_text(decision: Decision) -> str:
+    """Which policy decided and when: name, version, digest and the instant,
+    as an auditor needs them to reproduce the decision."""
+    policy = decision.policy
+    assert policy is not None
+    return (f"policy {policy.name!r} version {policy.version!r} ({policy.digest}) "
+            f"at {format_exact_instant(decision.now)}")
+
+
 def _step_lines(step: Step) -> list[str]:
-    lines = [f"  {step.verdict}: {step.message}", f"    {step.rule.location}: {step.rule.head}"]
+    lines = [f"  {step.verdict}: {step.message}", f"    {step.rule.location} [{step.rule.id}]: {step.rule.head}"]
     if step.values:
         lines.append(f"    read: {step.values}")
     return lines

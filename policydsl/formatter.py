@@ -75,7 +75,7 @@ _SPACE = re.compile(r"[ \t\f\r\n]*")
 _DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2})?(Z|[+-][0-9]{2}:[0-9]{2})")
 _MONEY = re.compile(r"([$¥€£])[0-9]+(\.[0-9]+)?")
 
-_RULE_DATA = frozenset({"allow", "forbid", "window", "window_table", "limit", "quiet"})
+_RULE_DATA = frozenset({"allow", "forbid", "window", "window_table", "limit", "quiet", "named_rule"})
 # Top-level items of these kinds may follow one another without a blank line.
 _GROUPABLE = frozenset({"include", "segment", "rule"})
 
@@ -96,6 +96,24 @@ def format_source(source: str, path: str = "<policy>") -> str:
     text = _Placer(source, code, comments, printer.lines).render()
     _verify(tree, comments, text, path)
     return text
+
+
+def canonical_text(tree: n.PolicyFile) -> str:
+    """What `policy fmt` prints for a parsed file, without its comments and
+    blank lines: the form a policy digest hashes, so that layout and comments
+    never change it while any change of meaning does."""
+    printer = _Printer(tree, tree.source, [], [])
+    printer.print_file(_lark().parse(tree.source))
+    return "".join(" " * line.indent + line.code + "\n" for line in printer.lines)
+
+
+def canonical_rule(rule: n.Rule, tree: n.PolicyFile) -> str:
+    """One rule of `tree` as `policy fmt` prints it, on one line: what an
+    unnamed rule's id is a digest of, so moving or reformatting it, or
+    editing comments around it, keeps its id."""
+    printer = _Printer(tree, tree.source, [], [])
+    printer._rule(rule)
+    return " ".join(line.code for line in printer.lines)
 
 
 def syntax_shape(node: Any) -> Any:
@@ -380,15 +398,16 @@ class _Printer:
     # -- rules
     def _rule(self, rule: n.Rule, indent: int = 0, blank: str = "never", group: int | None = None) -> None:
         targets = _targets(rule.targets)
+        label = f"{rule.name}: " if rule.name else ""
         if isinstance(rule, n.Allow):
-            self._rule_lines(indent, f"allow {targets}", rule.condition, [], [], blank, group)
+            self._rule_lines(indent, f"{label}allow {targets}", rule.condition, [], [], blank, group)
         elif isinstance(rule, n.Forbid):
-            self._rule_lines(indent, f"forbid {targets}", rule.condition, [], self._reason(rule.reason),
+            self._rule_lines(indent, f"{label}forbid {targets}", rule.condition, [], self._reason(rule.reason),
                              blank, group)
         elif isinstance(rule, n.Window) and rule.table:
             self._window_table(rule, indent, blank, group)
         elif isinstance(rule, n.Window):
-            head = f"window {targets} {', '.join(str(r) for r in rule.ranges)}"
+            head = f"{label}window {targets} {', '.join(str(r) for r in rule.ranges)}"
             clauses = []
             if rule.days:
                 clauses.append(f"on {_days(rule.days)}")
@@ -405,18 +424,19 @@ class _Printer:
             if rule.outcomes is not None:
                 negation = "not " if rule.exclude else ""
                 clauses.append(f"where outcome {negation}in {{{', '.join(_quote(o) for o in rule.outcomes)}}}")
-            self._rule_lines(indent, f"limit {targets} {rule.count} per {per}", None, clauses,
+            self._rule_lines(indent, f"{label}limit {targets} {rule.count} per {per}", None, clauses,
                              self._reason(rule.reason), blank, group, after=_own_condition(rule))
         else:
             outcomes = ", ".join(_quote(outcome) for outcome in rule.outcomes)
-            head = f"quiet {targets} for {_amount(rule.period.amount, rule.period.unit)} after {outcomes}"
+            head = f"{label}quiet {targets} for {_amount(rule.period.amount, rule.period.unit)} after {outcomes}"
             self._rule_lines(indent, head, None, [f"on {_targets(rule.after)}"], self._reason(rule.reason),
                              blank, group, after=_own_condition(rule))
 
     def _window_table(self, rule: n.Window, indent: int, blank: str, group: int | None) -> None:
         """`window targets {`, one line per group of days (their day lists
         aligned) and the holidays line, then `}` with the `when` and reasons."""
-        self._emit(indent, f"window {_targets(rule.targets)} {{", blank, group=group)
+        label = f"{rule.name}: " if rule.name else ""
+        self._emit(indent, f"{label}window {_targets(rule.targets)} {{", blank, group=group)
         width = max(len(_days(line.days)) for line in rule.table)
         rows = [f"{_days(line.days).ljust(width)} {_hours(line.ranges)}" for line in rule.table]
         if rule.holidays is not None:
@@ -713,7 +733,8 @@ def _align(source: list[str], output: list[str], window: int = 40) -> Iterator[t
         skip = next(((a, cost - a) for cost in range(1, 2 * window + 1)
                      for a in range(min(cost, window), max(-1, cost - window - 1), -1)
                      if i + a < len(source) and j + cost - a < len(output)
-                     and source[i + a] == output[j + cost - a]), (1, 1))
+                     and source[i + a] == output[j + cost - a]
+                     and (a == 0 or a == cost or _respelling(source[i], output[j]))), (1, 1))
         a, b = skip
         tag = "replace" if a and b else "delete" if a else "insert"
         yield tag, i, i + a, j, j + b
@@ -722,6 +743,20 @@ def _align(source: list[str], output: list[str], window: int = 40) -> Iterator[t
         yield "delete", i, len(source), j, j
     elif j < len(output):
         yield "insert", i, i, j, len(output)
+
+
+_UNITS = frozenset({"day", "days", "hour", "hours"})
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _respelling(written: str, printed: str) -> bool:
+    """Whether `printed` may be the formatter's spelling of `written`: a
+    literal in canonical form or a unit's number, never one word for another
+    (a dropped `with { }` must not pair `with` with the next item's keyword,
+    which would carry comments into the wrong block)."""
+    if written in _UNITS or printed in _UNITS:
+        return written in _UNITS and printed in _UNITS
+    return not _WORD.fullmatch(written) and not _WORD.fullmatch(printed)
 
 
 def _verify(tree: n.PolicyFile, comments: list[_Comment], text: str, path: str) -> None:

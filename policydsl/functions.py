@@ -48,8 +48,15 @@ def _days_until(clock: Clock, value: dt.date) -> int:
     return -_days_since(clock, value)
 
 
+_MICROSECONDS_PER_HOUR = Decimal(3_600_000_000)
+
+
 def _hours_since(clock: Clock, value: dt.datetime) -> Decimal:
-    return Decimal((clock.now - value).total_seconds()) / 3600
+    """Elapsed hours from whole microseconds, exactly: `total_seconds()` is a
+    float, and 0.36 s through a float is just under 0.0001 hours."""
+    elapsed = clock.now - value
+    microseconds = (elapsed.days * 86_400 + elapsed.seconds) * 1_000_000 + elapsed.microseconds
+    return Decimal(microseconds) / _MICROSECONDS_PER_HOUR
 
 
 def _one(*accepted: str, result: str | None = None) -> Callable[[list[str]], str | None]:

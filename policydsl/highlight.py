@@ -10,7 +10,8 @@ terminal.
 The lexer follows `grammar.lark` token for token (a test checks it against
 Lark's own tokens on the shipped policies). The grammar's keywords are
 contextual: a field may be called `version`, `outcome` or `days`. The lexer
-reads a word followed by `:` as a name (a field or action-group declaration),
+reads a word followed by `:` as a name (a field or action-group declaration,
+or a rule's name when a rule keyword follows),
 `day(s)`/`hour(s)` as a unit only after a number or `per`, and `version`,
 `with`, `outcome` and `holidays` as keywords only where the grammar has them
 (`version "…"`, `with {`, `where outcome`, `except holidays`, and the
@@ -101,6 +102,9 @@ class PolicyLexer(RegexLexer):  # type: ignore[misc, unused-ignore]
             # `set<text>`: the angle brackets are punctuation here, not comparisons
             (r"(set)(\s*)(<)(\s*)(" + _NAME + r")(\s*)(>)",
              bygroups(Keyword.Type, Whitespace, Punctuation, Whitespace, Keyword.Type, Whitespace, Punctuation)),
+            # a word before `:` and a rule keyword names the rule (its stable id)
+            (r"(" + _NAME + r")(\s*)(:)(?=\s*(?:allow|forbid|window|limit|quiet)\b)",
+             bygroups(Name.Label, Whitespace, Punctuation)),
             # a word before `:` declares a field or an action group, whatever it is called
             (_NAME + r"(?=\s*:)", Name.Variable),
             (r"(segment|stage)(\s+)(" + _NAME + ")", bygroups(Keyword.Declaration, Whitespace, Name.Class)),
@@ -142,6 +146,7 @@ STYLES: dict[_TokenType, str] = {
     Name.Builtin: "blue",
     Name.Function: "blue",
     Name.Class: "bold",
+    Name.Label: "bold underline",
     String: "yellow",
     String.Escape: "bold yellow",
     Number: "cyan",

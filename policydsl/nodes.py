@@ -275,6 +275,7 @@ class Allow:
     span: Span
     text: str
     stage: str | None = None
+    name: str | None = None  # `name: rule`, the rule's stable id
 
 
 @dataclass(frozen=True)
@@ -288,6 +289,7 @@ class Forbid:
     # Conditions on the account that must all hold for the rule to exist:
     # those of the conditional includes it came through (outermost first).
     applies: tuple[Expr, ...] = ()
+    name: str | None = None  # `name: rule`, the rule's stable id
 
 
 @dataclass(frozen=True)
@@ -346,6 +348,7 @@ class Window:
     applies: tuple[Expr, ...] = ()
     table: tuple[DayHours, ...] = ()
     holiday_ranges: tuple[TimeRange, ...] = ()
+    name: str | None = None  # `name: rule`, the rule's stable id
 
 
 @dataclass(frozen=True)
@@ -375,6 +378,7 @@ class Limit:
     text: str
     stage: str | None = None
     applies: tuple[Expr, ...] = ()  # as for Window
+    name: str | None = None  # `name: rule`, the rule's stable id
 
 
 @dataclass(frozen=True)
@@ -391,6 +395,7 @@ class Quiet:
     text: str
     stage: str | None = None
     applies: tuple[Expr, ...] = ()  # as for Window
+    name: str | None = None  # `name: rule`, the rule's stable id
 
 
 Rule = Allow | Forbid | Window | Limit | Quiet

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import replace
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -138,6 +139,15 @@ def _syntax_error(exc: UnexpectedInput, source: str, path: str) -> PolicySyntaxE
             message += f"; expected {_describe_expected(allowed)}"
         return _error(path, source, line, column, message)
     expected = getattr(exc, "expected", None) or getattr(exc, "accepts", None) or set()
+    stray = _stray_name(exc)
+    if stray is not None and str(stray) in ("when", "with"):  # a clause misplaced, not a rule's name
+        hint = _when_hint(source[:stray.start_pos or 0], str(stray))
+        if hint:
+            return _error(path, source, stray.line or 1, stray.column or 1, f"unexpected {str(stray)!r}: {hint}")
+    if stray is not None:
+        return _error(path, source, stray.line or 1, stray.column or 1,
+                      f"unexpected {str(stray)!r}; expected a declaration or a rule (a name before a rule is "
+                      f"followed by ':', as in `{stray}: forbid ...`)")
     if isinstance(exc, UnexpectedEOF):
         found = "end of file"
         lines = source.removesuffix("\n").split("\n")
@@ -185,6 +195,19 @@ def _when_hint(before: str, word: str) -> str | None:
     if conditioned:
         return "a rule takes one `when`; join conditions with `and`"
     return _WHEN_PLACES[item]
+def _stray_name(exc: UnexpectedInput) -> Token | None:
+    """The word just read when the parser can only go on with the `:` that
+    would make it a rule's name (a word left over after a rule, a misspelt
+    keyword): the error belongs at that word, not at whatever follows it."""
+    parser = getattr(exc, "interactive_parser", None)
+    if parser is None or set(getattr(exc, "expected", None) or ()) != {"COLON"}:
+        return None
+    last = parser.parser_state.value_stack[-1]
+    if not isinstance(last, Token) or last.type != "NAME":
+        return None
+    probe = parser.copy()
+    probe.feed_token(Token("COLON", ":"))
+    return last if "ALLOW" in probe.accepts() else None
 
 
 def _describe_expected(expected: set[str]) -> str:
@@ -367,6 +390,10 @@ class _ToNodes(Transformer):  # type: ignore[type-arg]
         return n.StageBlock(stage, placed, self._span(meta))
 
     # -- rules
+    def named_rule(self, meta: Any, children: list[Any]) -> n.Rule:
+        label, rule = children
+        return replace(rule, name=self._name(label))  # type: ignore[no-any-return]
+
     def allow(self, meta: Any, children: list[Any]) -> n.Allow:
         targets, condition = children
         return n.Allow(targets, condition, self._span(meta), self._text(meta))
@@ -598,6 +625,4 @@ def _unit(token: Token) -> str:
 
 
 def _with_stage(rule: Any, stage: str) -> Any:
-    from dataclasses import replace
-
     return replace(rule, stage=stage)

@@ -294,8 +294,8 @@ class ReferencePolicy(Engine):
 
     def __init__(self, model: Model) -> None:
         super().__init__(model)
-        self.segment_rules = {s.name: RuleInfo(s.span.file, s.span.line, model.source_text(s.span),
-                                               reads=names_in(s.condition)) for s in model.segments}
+        self.segment_rules = {s.name: model.info(s, model.source_text(s.span), names_in(s.condition))
+                              for s in model.segments}
 
     def required_fields(self) -> set[str]:
         return {name for name, fld in self.model.fields.items() if fld.default is None}
@@ -347,7 +347,7 @@ class ReferencePolicy(Engine):
             for rule in rules:
                 if isinstance(rule, n.Forbid) and (rule.condition is None or eval_expr(rule.condition, env)):
                     reasons.append(("forbidden", with_reason("forbidden" + self.scope(rule), rule),
-                                    info(rule, *rule.applies, rule.condition)))
+                                    info(model, rule, *rule.applies, rule.condition)))
             windows = [(rule, self.country(rule, values)) for rule in rules if isinstance(rule, n.Window)]
             for rule, country in windows:
                 outside = [zone for zone in zones if not inside_window(rule, zone, now, country)]
@@ -360,10 +360,10 @@ class ReferencePolicy(Engine):
                 blocking = next((text for zone in zones if (text := counter_block(rule, zone, now, counted))), None)
                 if blocking:
                     reasons.append((kind_of(rule), with_reason(blocking + self.scope(rule), rule),
-                                    info(rule, *rule.applies)))
+                                    info(model, rule, *rule.applies)))
             if admitted is not None and not reasons:
                 placed.append((admitted[0], action))
-                allowed_by[action] = info(admitted[1], admitted[1].condition)
+                allowed_by[action] = info(model, admitted[1], admitted[1].condition)
                 continue
             until = None
             if all(kind not in ("not_allowed", "forbidden") for kind, _, _ in reasons):
@@ -373,7 +373,7 @@ class ReferencePolicy(Engine):
         return Decision(str(values["id"]) if "id" in values else None, stage_name,
                         tuple(name for name in env.segments if env.segments[name]),
                         tuple(action for _, action in sorted(placed)), tuple(blocked), None, evidence,
-                        self.actions)
+                        self.actions, now, self.provenance)
 
     def stage_of(self, values: dict[str, Any]) -> n.StageRange | None:
         """The account's stage; None when there are stages and it is in none."""
@@ -398,7 +398,8 @@ class ReferencePolicy(Engine):
         model = self.model
         if allows:
             condition = allows[0].text.split(" when ", 1)[-1]
-            return "not_allowed", f"{action} is allowed only when {condition}", info(allows[0], allows[0].condition)
+            return ("not_allowed", f"{action} is allowed only when {condition}",
+                    info(model, allows[0], allows[0].condition))
         if not model.stages:
             return "not_allowed", f"no rule allows {action}", self.no_stage_rule()
         if stage is None:
@@ -413,15 +414,14 @@ class ReferencePolicy(Engine):
             return None
         if stage is None:
             return self.no_stage_rule()
-        return RuleInfo(stage.span.file, stage.span.line, f"{stage.name} {stage.describe()}",
-                        reads=(self.model.stage_field or "",))
+        return self.model.info(stage, f"{stage.name} {stage.describe()}", (self.model.stage_field or "",))
 
     def no_stage_rule(self) -> RuleInfo:
         policy = self.model.policy
         if policy.stages:
             block = policy.stages[0]
-            return RuleInfo(block.span.file, block.span.line, f"stages on {block.field}", reads=(block.field,))
-        return RuleInfo(policy.header.span.file, policy.header.span.line, policy.header.span.file)
+            return self.model.info(block, f"stages on {block.field}", (block.field,))
+        return self.model.info(policy.header, self.model.cited_path(policy.header.span.file))
 
     def scope(self, rule: n.Restriction) -> str:
         """Which conditions made a restriction apply, as its block says it."""
@@ -497,18 +497,15 @@ def window_message(rule: n.Window, outside: list[ZoneInfo], now: dt.datetime, co
     return with_reason(f"outside contact hours {hours} (now " + "; ".join(places) + ")" + scope, rule)
 
 
-def info(rule: n.Rule, *conditions: n.Expr | None) -> RuleInfo:
-    reason = getattr(rule, "reason", None)
-    return RuleInfo(rule.span.file, rule.span.line, rule.text, reason.because if reason else None,
-                    reason.cite if reason else None,
-                    tuple(dict.fromkeys(name for condition in conditions for name in names_in(condition))))
+def info(model: Model, rule: n.Rule, *conditions: n.Expr | None) -> RuleInfo:
+    reads = (name for condition in conditions for name in names_in(condition))
+    return model.info(rule, reads=tuple(dict.fromkeys(reads)))
 
 
 def window_info(rule: n.Window, model: Model) -> RuleInfo:
     reads = [*(name for condition in rule.applies for name in names_in(condition)), model.zone_field,
              rule.holidays.name if isinstance(rule.holidays, n.Ref) else None]
-    return RuleInfo(rule.span.file, rule.span.line, rule.text, rule.reason.because, rule.reason.cite,
-                    tuple(dict.fromkeys(name for name in reads if name)))
+    return model.info(rule, reads=tuple(dict.fromkeys(name for name in reads if name)))
 
 
 def names_in(expr: n.Expr | None) -> tuple[str, ...]:

@@ -38,6 +38,7 @@ class RuleInfo:
     because: str | None = None
     cite: str | None = None
     reads: tuple[str, ...] = ()
+    id: str = ""  # stable across edits elsewhere in the policy (Model.assign_ids)
 
     @property
     def location(self) -> str:
@@ -91,10 +92,25 @@ class Blocked:
     def to_dict(self) -> dict[str, Any]:
         return {
             "action": self.action,
+            "kind": self.kind,
             "reason": self.reason,
             "rule": self.rule.location,
+            "rule_id": self.rule.id,
             "until": format_instant(self.until),
         }
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Which policy decided: its header's name and version and the digest
+    of its resolved sources (`Model.digest`)."""
+
+    name: str
+    version: str
+    digest: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version, "digest": self.digest}
 
 
 @dataclass(frozen=True)
@@ -123,6 +139,8 @@ class Decision:
     # The deciding policy's actions, so that asking about an action it does not
     # declare is an error rather than a plausible False/None (None: not known).
     actions: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
+    now: dt.datetime | None = None  # the instant decided at, in UTC
+    policy: Provenance | None = None
 
     @property
     def next_action(self) -> str | None:
@@ -160,6 +178,8 @@ class Decision:
             "next_action": self.next_action,
             "blocked": [entry.to_dict() for entry in self.blocked],
             "error": self.error,
+            "now": format_exact_instant(self.now),
+            "policy": self.policy.to_dict() if self.policy else None,
         }
 
     def explain(self) -> str:
@@ -178,6 +198,15 @@ def format_instant(instant: dt.datetime | None) -> str | None:
     if instant.microsecond:
         instant = instant.replace(microsecond=0) + dt.timedelta(seconds=1)
     return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_exact_instant(instant: dt.datetime | None) -> str | None:
+    """UTC with `Z`, to the microsecond when there is a fraction: the
+    instant exactly, so that a decision can be reproduced with `--now`."""
+    if instant is None:
+        return None
+    text = instant.astimezone(UTC).replace(tzinfo=None).isoformat()
+    return text + "Z"
 
 
 # ------------------------------------------------------------ local time

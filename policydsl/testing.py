@@ -52,6 +52,7 @@ _EXPECT_KEYS = ("stage", "segments", "allowed", "allowed_includes", "next_action
                 "error_contains")
 _REASON_KEYS = ("kind", "rule", "reason_contains", "until")
 _SCALARS = (str, int, float, bool, dt.date)
+_RULE_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")  # a rule name or a generated id (Model.assign_ids)
 
 
 class TestFileError(PolicyError):
@@ -81,14 +82,18 @@ _UNSET: Any = object()  # an expectation key that was not given (None is a value
 
 @dataclass(frozen=True)
 class RuleRef:
-    """`rule:` of a reason: a line of the policy under test (`file` None) or
+    """`rule:` of a reason: the rule's stable id (`id`, the same `rule_id`
+    decisions carry), or a line of the policy under test (`file` None) or
     `file:line` of an included file, the file relative to the policy's
-    directory."""
+    directory. Ids survive edits elsewhere in the policy; lines do not."""
 
     file: str | None
-    line: int
+    line: int | None
+    id: str | None = None
 
     def __str__(self) -> str:
+        if self.id is not None:
+            return self.id
         return str(self.line) if self.file is None else f"{self.file}:{self.line}"
 
 
@@ -403,8 +408,11 @@ class _Checker:
             file, _, line = value.rpartition(":")
             if line.isdigit() and int(line) > 0:
                 return RuleRef(file or None, int(line))
-        raise self.error(f"{_show(value)} is not a rule: write its line number (79) or, for a rule of an "
-                         "included file, file:line (cn_collection_baseline.policy:67)", key)
+            if _RULE_ID.fullmatch(value):
+                return RuleRef(None, None, value)
+        raise self.error(f"{_show(value)} is not a rule: write its id (no_threats, window-1a2b3c4d), its line "
+                         "number (79) or, for a rule of an included file, file:line "
+                         "(cn_collection_baseline.policy:67)", key)
 
 
 def parse_instant(value: Any) -> dt.datetime | None:
@@ -445,14 +453,18 @@ class _Target:
 
     policy: Policy
     citable: dict[str, set[int]]  # resolved file -> lines a decision can cite
+    ids: set[str] = field(default_factory=set)  # the ids of what a decision can cite
 
     @staticmethod
     def of(policy: Policy) -> _Target:
         model = policy.model
         citable: dict[str, set[int]] = {}
 
+        ids: set[str] = set()
+
         def add(span: n.Span) -> None:
             citable.setdefault(_resolved(span.file), set()).add(span.line)
+            ids.add(model.ids[span])
 
         add(model.policy.header.span)
         for stages in model.policy.stages:
@@ -463,7 +475,7 @@ class _Target:
             add(rule.span)
         for path in model.sources:
             citable.setdefault(_resolved(path), set())
-        return _Target(policy, citable)
+        return _Target(policy, citable, ids)
 
 
 def _resolved(path: str) -> str:
@@ -512,8 +524,17 @@ def _known(check: _Checker, name: str, known: set[str], what: str, key: str) -> 
         raise check.error(f"the policy has no {what} {name!r}{hint}", key)
 
 
-def _rule_location(check: _Checker, rule: RuleRef, policy: Policy, target: _Target, key: str) -> tuple[str, int]:
-    """(resolved file, line) a rule reference stands for, checked."""
+def _rule_location(check: _Checker, rule: RuleRef, policy: Policy, target: _Target, key: str) -> None:
+    """That the rule a reference names exists: its id, or its file and line."""
+    if rule.id is not None:
+        if rule.id not in target.ids:
+            close = difflib.get_close_matches(rule.id, sorted(target.ids), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise check.error(f"the policy has no rule with id {rule.id!r}{hint} (ids are shown by "
+                              "`policy explain` and in every decision's `rule_id`)", key)
+        return
+    wanted = rule.line
+    assert wanted is not None
     base = os.path.dirname(policy.path)
     file = _resolved(policy.path if rule.file is None else os.path.join(base, rule.file))
     if file not in target.citable:
@@ -521,11 +542,10 @@ def _rule_location(check: _Checker, rule: RuleRef, policy: Policy, target: _Targ
         raise check.error(f"{rule.file!r} is not one of the policy's files ({files}; paths relative to the "
                           "policy's directory)", key)
     lines = target.citable[file]
-    if rule.line not in lines:
-        nearest = min(lines, key=lambda line: (abs(line - rule.line), line), default=None)
+    if wanted not in lines:
+        nearest = min(lines, key=lambda line: (abs(line - wanted), line), default=None)
         hint = f"; the nearest rule starts on line {nearest}" if nearest else ""
-        raise check.error(f"line {rule.line} starts no rule, stage or allow a decision can cite{hint}", key)
-    return file, rule.line
+        raise check.error(f"line {wanted} starts no rule, stage or allow a decision can cite{hint}", key)
 
 
 # ------------------------------------------------------------ running and comparing
@@ -650,7 +670,9 @@ def _matches(spec: ReasonSpec, entry: Blocked, policy: Policy) -> bool:
     if spec.rule is not None:
         base = os.path.dirname(policy.path)
         file = policy.path if spec.rule.file is None else os.path.join(base, spec.rule.file)
-        if entry.rule.line != spec.rule.line or _resolved(entry.rule.file) != _resolved(file):
+        if spec.rule.id is not None:
+            return entry.rule.id == spec.rule.id
+        if entry.rule.line != spec.rule.line or _resolved(os.path.join(base, entry.rule.file)) != _resolved(file):
             return False
     return True
 
@@ -665,7 +687,7 @@ def _matching(specs: list[ReasonSpec], entries: list[Blocked], policy: Policy) -
 
 
 def describe_reason(entry: Blocked) -> str:
-    return f"{entry.kind} by {entry.rule.location} ({entry.reason})"
+    return f"{entry.kind} by {entry.rule.id} at {entry.rule.location} ({entry.reason})"
 
 
 def _name(value: str | None) -> str:

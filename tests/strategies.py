@@ -328,8 +328,9 @@ def policies(draw: st.DrawFn) -> PolicySpec:
         lines.append("allow all")
     elif draw(st.integers(0, 2)):
         lines.append(f"allow {draw(targets(names))}")
-    for _ in range(draw(st.integers(0, 6))):
-        lines.append(draw(rules(kinds, names, counted, actions, segments, spec)))
+    for index in range(draw(st.integers(0, 6))):
+        label = f"rule{index}: " if draw(st.booleans()) else ""  # a named rule's id is its name
+        lines.append(label + draw(rules(kinds, names, counted, actions, segments, spec)))
     spec.text = "\n".join(lines) + "\n"
     return spec
 

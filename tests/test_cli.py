@@ -31,8 +31,8 @@ ACCOUNTS = ROOT / "examples" / "accounts.csv"
 CONTACTS = ROOT / "examples" / "contacts.csv"
 SCHEMA = json.loads((ROOT / "docs" / "decision.schema.json").read_text(encoding="utf-8"))
 NOW = "2025-06-04T02:00:00Z"
-CONTRACT_KEYS = {"account_id", "stage", "segments", "allowed", "next_action", "blocked", "error"}
-BLOCKED_KEYS = {"action", "reason", "rule", "until"}
+CONTRACT_KEYS = {"account_id", "stage", "segments", "allowed", "next_action", "blocked", "error", "now", "policy"}
+BLOCKED_KEYS = {"action", "kind", "reason", "rule", "rule_id", "until"}
 CSV_HEADER = ["account_id", "stage", "segments", "next_action", "allowed", "error"]  # then 3 columns per action
 SUMMARY = re.compile(r"([\d,]+) rows? read = ([\d,]+) decisions? \+ ([\d,]+) error rows?")
 
@@ -114,7 +114,7 @@ _TYPES: dict[str, Any] = {
 def schema_errors(instance: Any, schema: dict[str, Any], where: str = "$") -> list[str]:
     """Errors of `instance` against the JSON-schema constructs decision.schema.json
     uses: type (one or a list), required, properties, additionalProperties:
-    false, items, uniqueItems, pattern."""
+    false, items, uniqueItems, pattern, enum."""
     errors: list[str] = []
     if "type" in schema:
         types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
@@ -122,7 +122,7 @@ def schema_errors(instance: Any, schema: dict[str, Any], where: str = "$") -> li
                    for name in types):
             return [f"{where}: {instance!r} is not of type {types}"]
     unknown = set(schema) - {"$schema", "$id", "title", "description", "type", "required", "properties",
-                             "additionalProperties", "items", "uniqueItems", "pattern"}
+                             "additionalProperties", "items", "uniqueItems", "pattern", "enum"}
     assert not unknown, f"the test validator does not know {unknown}; extend it"
     if isinstance(instance, dict):
         for name in schema.get("required", []):
@@ -139,6 +139,8 @@ def schema_errors(instance: Any, schema: dict[str, Any], where: str = "$") -> li
             errors.append(f"{where}: items are not unique")
         for index, item in enumerate(instance):
             errors.extend(schema_errors(item, schema.get("items", {}), f"{where}[{index}]"))
+    if "enum" in schema and instance not in schema["enum"]:
+        errors.append(f"{where}: {instance!r} is not one of {schema['enum']}")
     if isinstance(instance, str) and "pattern" in schema and not re.search(schema["pattern"], instance):
         errors.append(f"{where}: {instance!r} does not match {schema['pattern']}")
     return errors
@@ -146,8 +148,10 @@ def schema_errors(instance: Any, schema: dict[str, Any], where: str = "$") -> li
 
 def test_the_schema_validator_catches_violations() -> None:
     good = {"account_id": "A", "stage": None, "segments": [], "allowed": ["sms"], "next_action": "sms",
-            "blocked": [{"action": "call", "reason": "r", "rule": "p.policy:3", "until": "2025-06-04T00:00:00Z"}],
-            "error": None}
+            "blocked": [{"action": "call", "kind": "window", "reason": "r", "rule": "p.policy:3",
+                         "rule_id": "window-0123abcd", "until": "2025-06-04T00:00:00Z"}],
+            "error": None, "now": "2025-06-04T00:00:00Z",
+            "policy": {"name": "p", "version": "1", "digest": "sha256:" + "0" * 64}}
     assert schema_errors(good, SCHEMA) == []
     bad_cases = [
         {**good, "extra": 1},
@@ -157,6 +161,7 @@ def test_the_schema_validator_catches_violations() -> None:
         {**good, "blocked": [{**good["blocked"][0], "until": "2025-06-04 00:00"}]},
         {**good, "blocked": [{**good["blocked"][0], "rule": "no line"}]},
         {**good, "stage": False},
+        {**good, "blocked": [{**good["blocked"][0], "kind": "banned"}]},
     ]
     for bad in bad_cases:
         assert schema_errors(bad, SCHEMA), bad
@@ -395,7 +400,7 @@ def test_output_is_atomic_the_previous_file_survives_a_failed_run(tmp_path: Path
 
 
 def test_run_a_policy_that_includes_a_baseline(tmp_path: Path) -> None:
-    base = write_policy(tmp_path, "base.policy", """\
+    write_policy(tmp_path, "base.policy", """\
 policy "base" version "1"
 account { id : text  timezone : zone = "Asia/Shanghai" }
 actions { voice }
@@ -411,7 +416,7 @@ window voice 08:00-21:00 because "contact hours" cite "baseline art. 1"
     (decision,) = jsonl(result.stdout)
     assert decision["allowed"] == ["sms"]
     (entry,) = [e for e in decision["blocked"] if e["action"] == "agent_call"]
-    assert entry["rule"] == f"{base}:4"
+    assert entry["rule"] == "base.policy:4"  # relative to the policy's directory
     assert entry["until"] == "2025-06-04T00:00:00Z"
     assert "baseline art. 1" in entry["reason"]
 

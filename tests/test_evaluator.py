@@ -607,7 +607,8 @@ def test_to_dict_contract() -> None:
     policy = make('allow sms, email\nforbid email because "no"\nlimit sms 1 per 1 hour\n')
     history = (contact("sms", dt.datetime(2025, 6, 10, 11, 30, 0, 250_000, tzinfo=UTC)),)
     data = decide(policy, history=history).to_dict()
-    assert set(data) == {"account_id", "stage", "segments", "allowed", "next_action", "blocked", "error"}
+    assert set(data) == {"account_id", "stage", "segments", "allowed", "next_action", "blocked", "error", "now",
+                         "policy"}
     assert data["allowed"] == [] and data["next_action"] is None and data["error"] is None
     by_action = {entry["action"]: entry for entry in data["blocked"]}
     assert by_action["sms"]["until"] == "2025-06-10T12:30:01Z"  # rounded up to the second

@@ -523,7 +523,7 @@ SCOPE_OF = [
     (Keyword.Type, "storage.type."), (Keyword.Constant, "constant.language."),
     (Keyword.Pseudo, "variable.language."), (Keyword.Declaration, "keyword.other.declaration."),
     (Keyword, "keyword."), (Name.Variable, "variable.other.declaration."), (Name.Class, "entity.name.type."),
-    (Name.Builtin, "support.function."), (Name.Function, "entity.name.function."),
+    (Name.Builtin, "support.function."), (Name.Function, "entity.name.function."), (Name.Label, "entity.name.label."),
     (Name, "variable.other.policy"), (Operator, "keyword.operator."), (Punctuation, "punctuation."),
 ]
 

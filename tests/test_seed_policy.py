@@ -49,7 +49,7 @@ def line_of(fragment: str) -> int:
 
 
 def rule_at(fragment: str) -> str:
-    return f"{POLICY_PATH}:{line_of(fragment)}"
+    return f"{POLICY_PATH.name}:{line_of(fragment)}"  # relative to the policy's directory
 
 
 def at(text: str) -> dt.datetime:

@@ -20,7 +20,7 @@ POLICY = Path(__file__).resolve().parents[2] / "policies" / "ecommerce_consumer_
 def line_of(fragment: str) -> str:
     lines = POLICY.read_text(encoding="utf-8").splitlines()
     [number] = [index for index, text in enumerate(lines, 1) if fragment in text.split("#", 1)[0]]
-    return f"{POLICY}:{number}"
+    return f"{POLICY.name}:{number}"
 
 
 def run(tmp_path: Path, now: str, accounts: list[dict[str, str]], contacts: list[list[str]]

@@ -41,7 +41,7 @@ def rule_at(snippet: str) -> str:
     lines = POLICY.read_text(encoding="utf-8").splitlines()
     hits = [number for number, line in enumerate(lines, 1) if line.lstrip().startswith(snippet)]
     assert len(hits) == 1, f"{snippet!r} starts {len(hits)} lines"
-    return f"{POLICY}:{hits[0]}"
+    return f"{POLICY.name}:{hits[0]}"  # decisions cite files relative to the policy's directory
 
 
 WINDOW = rule_at("window call, sms, email 08:00-21:00")
@@ -137,8 +137,10 @@ def test_window_edges(policy: policydsl.Policy, local: tuple[int, int, int], unt
     if until is not None:
         assert decision.to_dict()["blocked"][0] == {
             "action": "call",
+            "kind": "window",
             "reason": decision.reasons("call")[0].reason,
             "rule": WINDOW,
+            "rule_id": decision.reasons("call")[0].rule.id,
             "until": until,
         }
 

@@ -58,7 +58,7 @@ def decide(engines: tuple[policydsl.Policy, ReferencePolicy], state: str, histor
 def ma_rule() -> str:
     lines = POLICY.read_text(encoding="utf-8").splitlines()
     [line] = [number for number, text in enumerate(lines, 1) if text.startswith("limit call, sms 2 per 7 days")]
-    return f"{POLICY}:{line}"
+    return f"{POLICY.name}:{line}"
 
 
 def test_the_policy_checks_clean_under_strict() -> None:
