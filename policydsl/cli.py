@@ -304,20 +304,27 @@ def _write_table(decisions: Iterator[Decision], out: IO[str]) -> None:
     restricting reason, then the fixed ones grouped by kind (their reasons are
     in the JSONL and `policy explain`). One identifier per line, so a narrow
     terminal wraps between names rather than inside them."""
-    table = Table(show_lines=True, header_style="bold", expand=True)
-    table.add_column("account / stage / segments", overflow="fold", ratio=1, min_width=20)
-    table.add_column("next action / allowed", overflow="fold", ratio=1, min_width=18)
-    table.add_column("blocked: until · first reason", overflow="fold", ratio=2)
+    rows: list[tuple[str, str, str]] = []
+    widths = [len("account"), len("allowed")]  # the identifier columns are as wide as their longest name
     for decision in decisions:
         account = f"[bold]{_shown(decision.account_id or '?')}[/]"
+        widths[0] = max(widths[0], len(visible(decision.account_id or "?")))
         if decision.error:
-            table.add_row(account, "", f"[red]{_shown(decision.error)}[/]")
+            rows.append((account, "", f"[red]{_shown(decision.error)}[/]"))
             continue
-        account += "\n" + _shown(decision.stage or "(no stage)")
-        account += "".join(f"\n[dim]{_shown(name)}[/]" for name in decision.segments)
+        names = [decision.stage or "(no stage)", *decision.segments]
+        widths[0] = max(widths[0], *(len(visible(name)) for name in names))
+        widths[1] = max(widths[1], *(len(visible(name)) for name in decision.allowed or ("-",)))
+        account += "\n" + _shown(names[0]) + "".join(f"\n[dim]{_shown(name)}[/]" for name in names[1:])
         allowed = f"[green]{_shown(decision.next_action)}[/]" if decision.next_action else "-"
         allowed += "".join(f"\n{_shown(name)}" for name in decision.allowed[1:])
-        table.add_row(account, allowed, _blocked_cell(decision))
+        rows.append((account, allowed, _blocked_cell(decision)))
+    table = Table(show_lines=True, header_style="bold", expand=True)
+    table.add_column("account\nstage\nsegments", overflow="fold", min_width=min(widths[0], 24))
+    table.add_column("next action\nallowed", overflow="fold", min_width=min(widths[1], 24))
+    table.add_column("blocked: until · first reason", overflow="fold", ratio=1)
+    for row in rows:
+        table.add_row(*row)
     # A terminal (or COLUMNS) sets the width; a file gets room for the long reasons.
     width = None if out.isatty() or "COLUMNS" in os.environ else 160
     Console(file=out, highlight=False, width=width).print(table)
