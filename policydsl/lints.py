@@ -238,6 +238,8 @@ def _referenced_names(model: Model) -> set[str]:
         if condition is not None:
             conditions.append(condition)
     names = {node.name for condition in conditions for node in n.walk(condition) if isinstance(node, n.Ref)}
+    names.update(name for condition in conditions for node in n.walk(condition) if isinstance(node, n.History)
+                 for name in node.targets.names)  # a group counted by a history aggregate is named
     for rule in [*model.allows, *model.restrictions]:
         for targets in (rule.targets, getattr(rule, "counted", None), getattr(rule, "after", None)):
             if targets is not None:
