@@ -467,6 +467,13 @@ class ReferencePolicy(Engine):
         expiries = {c.at + dt.timedelta(hours=rule.period.amount) for rule in rules
                     if isinstance(rule, (n.Limit, n.Quiet)) and rule.period.unit == "hours" for c in past}
         clocked = [holds(part) for part in monotone if periodic(part)]
+        if not any(periodic(condition) for condition in conditions):
+            if not starts:  # nothing recurs: the judgement changes only at the settling instants
+                return next((instant for instant in sorted(points | expiries) if allowed_at(instant)), None)
+            # the conditions change only at the settling instants: search on from those where they allow
+            points = {point for point in points if not any(
+                kind in ("not_allowed", "forbidden")
+                for kind, _, _ in self.judge(action, env_at(point), values, zones, past, stage)[1])}
         for low, high in merged((point, point + CYCLE) for point in points if point >= now):
             while low <= high:
                 found = candidates(zones, starts, expiries | points, low, min(high, low + FIRST_LOOK))

@@ -308,3 +308,35 @@ def test_cn_run_as_a_real_subprocess(tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stderr
     rows = {row["account_id"]: row for row in map(json.loads, out.read_text(encoding="utf-8").splitlines())}
     assert until_of(rows["D1"], "emergency_contact_locate") == "2025-06-05T00:00:00Z"
+
+
+# ---------------------------------------------------------------- work per account, by number of zones
+
+
+def test_until_over_zones_whose_windows_never_meet_grows_linearly_with_the_zones(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 17 item 3: zones whose contact hours never overlap made `until`
+    bounce between zones. Counted in calls of `WindowSpec.inside`, not in
+    seconds: the work for 25 zones is at most about 25/4 times that for 4."""
+    from policydsl import runtime
+
+    calls = 0
+    original = runtime.WindowSpec.inside
+
+    def counting(self: runtime.WindowSpec, *args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return original(self, *args)
+
+    monkeypatch.setattr(runtime.WindowSpec, "inside", counting)
+    policy = compile_policy(HEAD + 'window sms 08:00-09:00 because "w"\n', "h.policy")
+    offsets = [f"Etc/GMT{sign}{hours}" for hours in range(1, 13) for sign in "+-"] + ["UTC"]
+
+    def work(zones: int) -> int:
+        nonlocal calls
+        calls = 0
+        decision = policy.evaluate({"id": "A", "tz": ";".join(offsets[:zones])}, now=at(4, 12))
+        assert decision.until("sms") is None
+        return calls
+
+    assert work(25) <= 25 / 4 * work(4) * 1.5
