@@ -469,7 +469,8 @@ class ReferencePolicy(Engine):
         clocked = [holds(part) for part in monotone if periodic(part)]
         if not any(periodic(condition) for condition in conditions):
             if not starts:  # nothing recurs: the judgement changes only at the settling instants
-                return next((instant for instant in sorted(points | expiries) if allowed_at(instant)), None)
+                later = sorted(instant for instant in points | expiries if instant >= now)
+                return next((instant for instant in later if allowed_at(instant)), None)
             # the conditions change only at the settling instants: search on from those where they allow
             points = {point for point in points if not any(
                 kind in ("not_allowed", "forbidden")
