@@ -241,6 +241,7 @@ class _Checker:
     def __init__(self, policy: n.PolicyFile) -> None:
         self.model = Model(policy)
         self.diagnostics: list[Diagnostic] = []
+        self.history_outcomes: list[str] = []  # outcomes named by history aggregates, for Model.outcomes
 
     def report(self, code: str, message: str, span: n.Span, severity: str | None = None) -> None:
         level = severity or ("warning" if code.startswith("W") else "error")
@@ -258,9 +259,9 @@ class _Checker:
         self.check_mappings(policy)
         self.check_schema()
         self.check_stages(policy)
-        for baseline, _ in baselines:
-            self.check_segments(baseline)
-        self.check_segments(policy)
+        for baseline, mapping in baselines:
+            self.check_segments(baseline, mapping)
+        self.check_segments(policy, {})
         self.check_include_conditions(policy)
         arrivals = _arrivals(policy)
         for baseline, mapping in baselines:
@@ -282,7 +283,8 @@ class _Checker:
             self.add_rule(rule)
         self.model.allows.sort(key=lambda allow: allow.stage is None)
         self.model.outcomes = list(dict.fromkeys(
-            outcome for rule in self.model.restrictions for outcome in (getattr(rule, "outcomes", None) or ())))
+            [*(outcome for rule in self.model.restrictions for outcome in (getattr(rule, "outcomes", None) or ())),
+             *self.history_outcomes]))
         self.check_unallowed_actions()
         for baseline, _ in baselines:
             self.check_dropped(baseline, _include_of(policy, baseline))
@@ -479,12 +481,14 @@ class _Checker:
             self.report("E107", f"gap between stages {before.name!r} and {after.name!r}: "
                         f"{name} = {values} is in no stage", after.span)
 
-    def check_segments(self, policy: n.PolicyFile) -> None:
+    def check_segments(self, policy: n.PolicyFile, mapping: dict[str, tuple[str, ...]]) -> None:
         """A file's segments, in order; those of files it includes come
-        first and are visible to it."""
+        first and are visible to it (with the includer's names for the
+        actions their history aggregates count)."""
         defined = {segment.name for segment in self.model.segments}
         names = defined | {segment.name for segment in policy.segments}
-        for segment in policy.segments:
+        for written in policy.segments:
+            segment = replace(written, condition=_map_expr(written.condition, mapping))
             if segment.name in defined or segment.name in self.model.fields:
                 self.report("E106", f"{segment.name!r} is already declared", segment.span)
             self.expect_bool(segment.condition, scope=_Scope(defined, names, action=False))
@@ -632,7 +636,20 @@ class _Checker:
             return self.compare_type(expr, scope)
         if isinstance(expr, n.Membership):
             return self.membership_type(expr, scope)
+        if isinstance(expr, n.History):
+            return self.history_type(expr)
         return self.call_type(expr, scope)
+
+    def history_type(self, expr: n.History) -> str:
+        """A history aggregate: its actions are checked like a limit's (events
+        count too), its outcomes join the policy's (`Model.outcomes`), as a
+        limit's do; counts and streaks are ints, the times since an event
+        numbers (infinite when there is none, which an int could not hold)."""
+        self.check_targets(expr.targets, with_events=True)
+        self.history_outcomes.extend(expr.outcomes or ())
+        if expr.period is not None and expr.period.amount < 1:
+            self.report("E105", "a period must be at least 1", expr.span)
+        return "int" if expr.kind in ("count", "streak") else "number"
 
     def ref_type(self, expr: n.Ref, scope: _Scope) -> str | None:
         fld = self.model.fields.get(expr.name)
@@ -881,9 +898,31 @@ def _map_targets(targets: n.Targets, mapping: dict[str, tuple[str, ...]]) -> n.T
     return replace(targets, names=_apply_mapping(targets.names, mapping))
 
 
+def _map_expr(expr: n.Expr, mapping: dict[str, tuple[str, ...]]) -> n.Expr:
+    """An expression with the includer's names for the actions its history
+    aggregates count (a baseline's `count(voice ...)` counts what `voice`
+    is mapped to)."""
+    if not mapping:
+        return expr
+    if isinstance(expr, n.History):
+        return replace(expr, targets=_map_targets(expr.targets, mapping))
+    changes: dict[str, object] = {}
+    for name in ("operand", "left", "right", "item", "container"):
+        child = getattr(expr, name, None)
+        if child is not None:
+            changes[name] = _map_expr(child, mapping)
+    for name in ("operands", "args"):
+        children = getattr(expr, name, None)
+        if children is not None:
+            changes[name] = tuple(_map_expr(child, mapping) for child in children)
+    return replace(expr, **changes) if changes else expr  # type: ignore[arg-type]
+
+
 def _mapped(rule: n.Restriction, mapping: dict[str, tuple[str, ...]]) -> n.Restriction:
     """A baseline rule with the includer's names for its actions."""
     mapped = replace(rule, targets=_map_targets(rule.targets, mapping))
+    if isinstance(mapped, n.Forbid) and mapped.condition is not None:
+        mapped = replace(mapped, condition=_map_expr(mapped.condition, mapping))
     if isinstance(mapped, n.Limit) and mapped.counted is not None:
         mapped = replace(mapped, counted=_map_targets(mapped.counted, mapping))
     if isinstance(mapped, n.Quiet):

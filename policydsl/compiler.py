@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import operator
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,18 +24,22 @@ from .checker import Engine, Model
 from .errors import AccountError
 from .functions import FUNCTIONS, Clock
 from .runtime import (
+    CYCLE,
     Blocked,
     Contact,
     Decision,
     Evidence,
+    HistoryFact,
     RuleInfo,
     WindowSpec,
     describe_hours,
+    first_common_opening,
     local_day_cap_free_at,
     local_midnight,
     next_allowed,
     rolling_cap_free_at,
 )
+from .timeline import Search, Timing, timing
 from .values import ValueProblem, default_value, reader_for
 
 _MISSING = object()
@@ -46,13 +50,73 @@ _DAY_INDEX = {name: index for index, name in enumerate(("mon", "tue", "wed", "th
 class _Context:
     """Per-evaluation state the compiled closures read."""
 
-    __slots__ = ("action", "clock", "segments", "values")
+    __slots__ = ("action", "clock", "history", "segments", "values")
 
-    def __init__(self, values: dict[str, Any], clock: Clock) -> None:
+    def __init__(self, values: dict[str, Any], clock: Clock, history: _HistoryView) -> None:
         self.values = values
         self.clock = clock
         self.segments: dict[str, bool] = {}
         self.action: str | None = None
+        self.history = history
+
+
+_INFINITE = Decimal("Infinity")
+
+
+class _HistoryView:
+    """The account's history as aggregates see it at one instant: its events
+    up to `now`, newest first, the account's (first) zone for calendar days,
+    and how a target list expands. Each aggregate is computed once, and what
+    it found is kept for the explanation (`facts`, by the aggregate's text)."""
+
+    __slots__ = ("clock", "events", "expand", "facts", "found", "zone")
+
+    def __init__(self, events: list[Contact], zone: ZoneInfo, clock: Clock,
+                 expand: Callable[[n.Targets], frozenset[str]]) -> None:
+        self.events = events
+        self.zone = zone
+        self.clock = clock
+        self.expand = expand
+        self.found: dict[int, HistoryFact] = {}
+        self.facts: dict[str, HistoryFact] = {}
+
+    def value(self, expr: n.History) -> Any:
+        fact = self.found.get(id(expr))
+        if fact is None:
+            fact = self.found[id(expr)] = self.facts[expr.text] = self._aggregate(expr)
+        return fact.value
+
+    def _aggregate(self, expr: n.History) -> HistoryFact:
+        actions = self.expand(expr.targets)
+        mine = [event for event in self.events if event.action in actions]
+        outcomes = frozenset(expr.outcomes) if expr.outcomes is not None else None
+
+        def passes(event: Contact) -> bool:
+            return outcomes is None or (event.outcome in outcomes) != expr.exclude
+
+        if expr.kind == "streak":
+            streak = []
+            for event in mine:
+                if not passes(event):
+                    break
+                streak.append(event)
+            return HistoryFact(len(streak), tuple(streak))
+        if expr.kind == "count":
+            assert expr.period is not None
+            counted = tuple(event for event in mine if passes(event) and self._in_period(event, expr.period))
+            return HistoryFact(len(counted), counted)
+        last = next((event for event in mine if passes(event)), None)
+        if last is None:
+            return HistoryFact(_INFINITE, ())
+        if expr.kind == "days_since_last":
+            return HistoryFact((self.clock.today - last.at.astimezone(self.zone).date()).days, (last,))
+        return HistoryFact(Decimal((self.clock.now - last.at) // dt.timedelta(microseconds=1)) / 3_600_000_000,
+                           (last,))
+
+    def _in_period(self, event: Contact, period: n.Period) -> bool:
+        if period.unit == "hours":
+            return event.at > self.clock.now - dt.timedelta(hours=period.amount)
+        return event.at.astimezone(self.zone).date() > self.clock.today - dt.timedelta(days=period.amount)
 
 
 Compiled = Callable[[_Context], Any]
@@ -102,6 +166,8 @@ def compile_expr(expr: n.Expr, fields: Mapping[str, n.Field]) -> Compiled:
         return lambda ctx: ctx.action
     if isinstance(expr, n.NowRef):
         return lambda ctx: ctx.clock.now
+    if isinstance(expr, n.History):
+        return lambda ctx: ctx.history.value(expr)
     if isinstance(expr, n.Not):
         inner = compile_expr(expr.operand, fields)
         return lambda ctx: not inner(ctx)
@@ -140,7 +206,8 @@ def names_read(expr: n.Expr | None) -> tuple[str, ...]:
     """Fields and segments an expression reads, in order of first use."""
     if expr is None:
         return ()
-    return tuple(dict.fromkeys(node.name for node in n.walk(expr) if isinstance(node, n.Ref)))
+    return tuple(dict.fromkeys(node.name if isinstance(node, n.Ref) else node.text for node in n.walk(expr)
+                               if isinstance(node, (n.Ref, n.History))))
 
 
 # ------------------------------------------------------------ compiled rules
@@ -210,6 +277,7 @@ class _ActionPlan:
     windows: list[_Window] = field(default_factory=list)
     counters: list[_Counter] = field(default_factory=list)
     not_allowed: Blocked | None = None  # the entry when no allow admits the action
+    timing: Timing | None = None  # how time alone can change its conditions (None: it cannot)
 
 
 # (kind, message, rule): a reason before its `until` is known
@@ -237,6 +305,7 @@ class Policy(Engine):
                         for s in model.stages]
         self._no_stage = self._no_stage_info(model)
         self._segments = [(s.name, compile_expr(s.condition, model.fields)) for s in model.segments]
+        self._expanded: dict[n.Targets, frozenset[str]] = {}
         self._segment_infos = {s.name: model.info(s, model.source_text(s.span), names_read(s.condition))
                                for s in model.segments}
         stage_names: list[str | None] = [s.name for s in model.stages] or [None]
@@ -289,7 +358,32 @@ class Policy(Engine):
         where = stage_of.get(stage) if self._stages else _Stage(None, None, None, None)
         for action, plan in plans.items():
             plan.not_allowed = Blocked(action, *self._not_allowed(action, plan, where))
+            plan.timing = timing(self._conditions_of(action, stage), lambda side: compile_expr(side, model.fields))
         return plans
+
+    def _conditions_of(self, action: str, stage: str | None) -> list[n.Expr]:
+        """The conditions that decide `action` in `stage` (its allows' and
+        forbids') and those of the segments they read, however indirectly."""
+        model = self.model
+        found = [rule.condition for rule in [*model.allows, *model.restrictions]
+                 if isinstance(rule, (n.Allow, n.Forbid)) and rule.condition is not None
+                 and (rule.stage is None or rule.stage == stage) and action in model.expand(rule.targets)]
+        segments = {segment.name: segment.condition for segment in model.segments}
+        index = 0
+        while index < len(found):
+            for node in n.walk(found[index]):
+                if isinstance(node, n.Ref) and node.name in segments:
+                    found.append(segments.pop(node.name))
+            index += 1
+        return found
+
+    def _history_actions(self, targets: n.Targets) -> frozenset[str]:
+        """The actions and events a history aggregate counts (cached: the
+        same few target lists are expanded for every account)."""
+        found = self._expanded.get(targets)
+        if found is None:
+            found = self._expanded[targets] = frozenset(self.model.expand(targets, with_events=True))
+        return found
 
     def _restriction(self, rule: n.Restriction) -> _Condition | _Window | _Counter:
         model = self.model
@@ -347,15 +441,10 @@ class Policy(Engine):
         # Instants in UTC: with the same ZoneInfo on both sides Python adds and subtracts wall-clock
         # time, so `now - 24 hours` on a DST day would not be 24 elapsed hours.
         now = now.astimezone(dt.UTC)
-        ctx = _Context(values, Clock(now, now.astimezone(zones[0])))
-        stage = self._stage_of(values)
-        segments = []
-        for name, test in self._segments:
-            member = bool(test(ctx))
-            ctx.segments[name] = member
-            if member:
-                segments.append(name)
         events = sorted((c for c in history if c.at <= now), key=_time_of, reverse=True)
+        ctx = self._context(values, events, zones[0], now)
+        stage = self._stage_of(values)
+        segments = [name for name, _ in self._segments if ctx.segments[name]]
         memo: dict[int, Any] = {}  # per-account results of rules that several actions share
         allowed: list[tuple[int, str]] = []
         allowed_by: dict[str, RuleInfo] = {}
@@ -373,17 +462,57 @@ class Policy(Engine):
                 allowed.append((admitted[0], action))
                 allowed_by[action] = admitted[1].info
                 continue
-            if untimed:  # time alone cannot lift it: until is null, and fixed entries are reused
+            if untimed and plan.timing is None:  # time alone cannot lift it: until is null, fixed entries reused
                 blocked.extend(r if isinstance(r, Blocked) else Blocked(action, *r) for r in reasons)
-            else:
-                until = next_allowed(now, _constraints(windows, zones, frees))
-                blocked.extend(Blocked(action, *reason, until) for reason in reasons
-                               if not isinstance(reason, Blocked))  # all are: only fixed entries are Blocked
+                continue
+            until = self._until(plan, action, now, zones, windows, frees, values, events)
+            blocked.extend(replace(r, until=until) if isinstance(r, Blocked) else Blocked(action, *r, until)
+                           for r in reasons)
         evidence = Evidence(values, stage.info if stage else self._no_stage, self.stage_field, allowed_by,
-                            self._segment_infos)
+                            self._segment_infos, dict(ctx.history.facts))
         return Decision(str(values["id"]) if "id" in values else None, stage.name if stage else None,
                         tuple(segments), tuple(action for _, action in sorted(allowed)), tuple(blocked),
                         None, evidence, self.actions, now, self.provenance)
+
+    def _context(self, values: dict[str, Any], events: list[Contact], zone: ZoneInfo, now: dt.datetime
+                 ) -> _Context:
+        """What the closures read at instant `now`, segments decided."""
+        clock = Clock(now, now.astimezone(zone))
+        ctx = _Context(values, clock, _HistoryView(events, zone, clock, self._history_actions))
+        for name, test in self._segments:
+            ctx.segments[name] = bool(test(ctx))
+        return ctx
+
+    def _until(self, plan: _ActionPlan, action: str, now: dt.datetime, zones: tuple[ZoneInfo, ...],
+               windows: list[tuple[_Window, str | None]], frees: list[dt.datetime], values: dict[str, Any],
+               events: list[Contact]) -> dt.datetime | None:
+        """The first instant at which time alone lets `action` through: every
+        window open in every zone, every cap and quiet period over, and its
+        conditions (when they read time) allowing it. Searched up to one
+        CYCLE past the last instant at which a non-periodic term changes."""
+        constraints: list[Callable[[dt.datetime], dt.datetime | None]] = []
+        settled = max([now, *frees])
+        if plan.timing is not None:
+            search = Search(plan.timing, now, zones[0], events, self._history_actions,
+                            lambda instant: self._context(values, events, zones[0], instant),
+                            lambda ctx: self._conditions_allow(plan, action, ctx))
+            settled = max(settled, search.settled)
+            constraints.append(lambda instant: search.first_allowed(instant, end))
+        end = settled + CYCLE
+        specs = [(window.spec, zone, country) for window, country in windows for zone in zones]
+        if specs:
+            constraints.append(lambda instant: first_common_opening(specs, instant, end))
+        if frees:
+            constraints.append(_not_before(max(frees)))
+        return next_allowed(now, constraints, end)
+
+    @staticmethod
+    def _conditions_allow(plan: _ActionPlan, action: str, ctx: _Context) -> bool:
+        """Whether an allow admits `action` and no forbid blocks it in `ctx`."""
+        ctx.action = action
+        memo: dict[int, Any] = {}
+        return (any(condition.holds(ctx, memo) for _, condition in plan.allows)
+                and not any(forbid.holds(ctx, memo) for forbid, _ in plan.forbids))
 
     def _stage_of(self, values: dict[str, Any]) -> _Stage | None:
         if not self._stages:
@@ -512,16 +641,6 @@ def _reads_action(expr: n.Expr | None) -> bool:
     return expr is not None and any(isinstance(node, n.ActionRef) for node in n.walk(expr))
 
 
-def _constraints(windows: list[tuple[_Window, str | None]], zones: tuple[ZoneInfo, ...],
-                 frees: list[dt.datetime]) -> list[Callable[[dt.datetime], dt.datetime | None]]:
-    """What `next_allowed` asks: every window in every zone, and not before
-    the latest instant a cap or quiet period frees at."""
-    found = [_window_constraint(window.spec, zone, country) for window, country in windows for zone in zones]
-    if frees:
-        found.append(_not_before(max(frees)))
-    return found
-
-
 def _counter_block(counter: _Counter, zones: tuple[ZoneInfo, ...], events: list[Contact],
                    now: dt.datetime) -> tuple[str, dt.datetime] | None:
     """(message, free_at) when a cap or quiet period blocks in some zone (the
@@ -539,11 +658,6 @@ def _counter_block(counter: _Counter, zones: tuple[ZoneInfo, ...], events: list[
 
 def _not_before(free_at: dt.datetime) -> Callable[[dt.datetime], dt.datetime | None]:
     return lambda instant: max(instant, free_at)
-
-
-def _window_constraint(spec: WindowSpec, zone: ZoneInfo, country: str | None
-                       ) -> Callable[[dt.datetime], dt.datetime | None]:
-    return lambda instant: spec.next_open(instant, zone, country)
 
 
 def _counter_status(counter: _Counter, zone: ZoneInfo, counted: list[Contact], now: dt.datetime

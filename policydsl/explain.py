@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from .runtime import RuleInfo, format_exact_instant, format_instant
+from .runtime import HistoryFact, RuleInfo, format_exact_instant, format_instant
 
 if TYPE_CHECKING:
     from .runtime import Decision
@@ -53,6 +53,9 @@ def show_value(value: Any) -> str:
 
 
 def _values(decision: Decision, reads: tuple[str, ...]) -> str:
+    """What a rule read: account values, segments (with the history
+    aggregates a segment read, since they explain it), and aggregates with
+    the events they counted."""
     evidence = decision.evidence
     shown = []
     for name in reads:
@@ -60,7 +63,20 @@ def _values(decision: Decision, reads: tuple[str, ...]) -> str:
             shown.append(f"{name} = {show_value(evidence.values[name])}")
         elif name in evidence.segment_rules:
             shown.append(f"{name} = {show_value(name in decision.segments)}")
-    return "; ".join(shown)
+            shown.extend(_fact(read, evidence.history[read]) for read in evidence.segment_rules[name].reads
+                         if read in evidence.history)
+        elif name in evidence.history:
+            shown.append(_fact(name, evidence.history[name]))
+    return "; ".join(dict.fromkeys(shown))
+
+
+def _fact(text: str, fact: HistoryFact) -> str:
+    """`streak(voice ...) = 3 (voice no_answer 2025-06-04T01:00:00Z, ...)`:
+    an aggregate, its value, and the events it counted, newest first."""
+    value = "never" if isinstance(fact.value, Decimal) and fact.value.is_infinite() else show_value(fact.value)
+    events = ", ".join(f"{event.action} {event.outcome or '(no outcome)'} {format_instant(event.at)}"
+                       for event in fact.events)
+    return f"{text} = {value}" + (f" ({events})" if events else "")
 
 
 def explanation(decision: Decision, actions: tuple[str, ...]) -> list[ActionExplanation]:

@@ -209,6 +209,18 @@ def _amount(amount: int, unit: str) -> str:
     return f"{amount} {unit[:-1] if amount == 1 else unit}"
 
 
+def _history(expr: n.History) -> str:
+    """`count(call, sms in 7 days where outcome in {"conversation"})`: one
+    spelling of the aggregates, the period written out (`1 day`)."""
+    parts = [_targets(expr.targets)]
+    if expr.period is not None:
+        parts.append(f"in {_amount(expr.period.amount, expr.period.unit)}")
+    if expr.outcomes is not None:
+        negation = "not " if expr.exclude else ""
+        parts.append(f"where outcome {negation}in {{{', '.join(_quote(o) for o in expr.outcomes)}}}")
+    return f"{expr.kind}({' '.join(parts)})"
+
+
 def _level(expr: n.Expr) -> int:
     """Binding strength, loosest first: or < and < not < comparison and
     membership < + - < * / < unary minus < atoms."""
@@ -530,6 +542,8 @@ class _Printer:
             return f"-{self._wrap(expr.operand, 7)}"
         if isinstance(expr, n.Call):
             return f"{expr.name}({', '.join(self._expr(arg) for arg in expr.args)})"
+        if isinstance(expr, n.History):
+            return _history(expr)
         if isinstance(expr, n.Ref):
             return expr.name
         if isinstance(expr, n.ActionRef):

@@ -67,8 +67,10 @@ CONSTANTS = ("true", "false")
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PSEUDO = ("action", "now")
 UNITS = ("days", "day", "hours", "hour")
+HISTORY = ("count", "streak", "days_since_last", "hours_since_last")  # aggregates, shown as built-ins before `(`
 #: Every word the lexer shows as a keyword.
-KEYWORDS = frozenset(DECLARATIONS + RULE_WORDS + OPERATOR_WORDS + TYPES + CONSTANTS + DAY_NAMES + PSEUDO + UNITS)
+KEYWORDS = frozenset(DECLARATIONS + RULE_WORDS + OPERATOR_WORDS + TYPES + CONSTANTS + DAY_NAMES + PSEUDO + UNITS
+                     + HISTORY)
 
 _PLACED = ("version", "with", "outcome", "holidays")  # keywords in one place of the grammar only
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -119,7 +121,7 @@ class PolicyLexer(RegexLexer):  # type: ignore[misc, unused-ignore]
             (words(CONSTANTS + DAY_NAMES, suffix=r"\b"), Keyword.Constant),
             (words(PSEUDO, suffix=r"\b"), Keyword.Pseudo),
             (words(tuple(w for w in RULE_WORDS + OPERATOR_WORDS if w not in _PLACED), suffix=r"\b"), Keyword),
-            (words(tuple(FUNCTIONS), suffix=r"(?=\s*\()"), Name.Builtin),
+            (words(tuple(FUNCTIONS) + HISTORY, suffix=r"(?=\s*\()"), Name.Builtin),
             (_NAME + r"(?=\s*\()", Name.Function),
             (_NAME, Name),
             (r"\.\.", Operator),

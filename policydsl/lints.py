@@ -250,6 +250,8 @@ def _referenced_names(model: Model) -> set[str]:
     conditions = [segment.condition for segment in model.segments]
     conditions.extend(condition for _, condition in _conditions(model))
     names = {node.name for condition in conditions for node in n.walk(condition) if isinstance(node, n.Ref)}
+    names.update(name for condition in conditions for node in n.walk(condition) if isinstance(node, n.History)
+                 for name in node.targets.names)  # a group counted by a history aggregate is named
     for rule in [*model.allows, *model.restrictions]:
         for targets in (rule.targets, getattr(rule, "counted", None), getattr(rule, "after", None)):
             if targets is not None:

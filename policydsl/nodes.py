@@ -125,9 +125,32 @@ class Call:
     span: Span
 
 
+@dataclass(frozen=True)
+class History:
+    """A history aggregate: what the account's contact history (events up to
+    `now`) says about the events of `targets` whose outcome passes the
+    filter (`outcomes`, or every outcome but those when `exclude`).
+
+    `kind` is `count` (events in `period`: calendar days in the account's
+    zone, today included, or rolling hours), `streak` (how many of the most
+    recent events all pass the filter, counted back from the newest of
+    `targets` to the first that does not), `days_since_last` (local calendar
+    days since the newest passing event) or `hours_since_last` (elapsed
+    hours since it). With no such event the last two are infinite, so every
+    `>=` holds and every `<` fails: the functions are total."""
+
+    kind: str
+    targets: Targets
+    outcomes: tuple[str, ...] | None
+    exclude: bool
+    period: Period | None
+    span: Span
+    text: str = ""  # as written, whitespace collapsed: how explanations name it
+
+
 Expr = (
     Literal | SetLiteral | Ref | ActionRef | NowRef | Negate | Arithmetic | Compare
-    | Membership | BoolOp | Not | Call
+    | Membership | BoolOp | Not | Call | History
 )
 
 

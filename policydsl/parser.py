@@ -560,6 +560,16 @@ class _ToNodes(Transformer):  # type: ignore[type-arg]
         name, *args = children
         return n.Call(self._name(name), tuple(a for a in args if a is not None), self._span(meta))
 
+    def history_count(self, meta: Any, children: list[Any]) -> n.History:
+        targets, period, outcome_filter = children
+        outcomes, exclude = outcome_filter if outcome_filter else (None, False)
+        return n.History("count", targets, outcomes, exclude, period, self._span(meta), self._text(meta))
+
+    def history_last(self, meta: Any, children: list[Any]) -> n.History:
+        kind, targets, outcome_filter = children
+        outcomes, exclude = outcome_filter if outcome_filter else (None, False)
+        return n.History(str(kind), targets, outcomes, exclude, None, self._span(meta), self._text(meta))
+
     def int_lit(self, meta: Any, children: list[Token]) -> n.Literal:
         return n.Literal(int(children[0]), "int", self._span(meta))
 

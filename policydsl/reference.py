@@ -23,8 +23,9 @@ its only job.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import operator
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -34,12 +35,14 @@ from . import nodes as n
 from .calendars import is_holiday, known_country
 from .checker import Engine, Model
 from .errors import AccountError
-from .runtime import Blocked, Contact, Decision, Evidence, RuleInfo, describe_hours
+from .runtime import Blocked, Contact, Decision, Evidence, HistoryFact, RuleInfo, describe_hours
 from .values import ValueProblem, default_value, reader_for
 
 UTC = dt.UTC
-HORIZON = dt.timedelta(days=800)  # how far ahead `until` looks, as in the compiled engine
-FIRST_LOOK = dt.timedelta(days=7)  # `until` searches this much first, then the rest of the horizon
+CYCLE = dt.timedelta(days=366 + 7)  # a week in each daylight-saving state of a year, a year of holidays
+FIRST_LOOK = dt.timedelta(days=7)  # `until` tries the instants of this much time at a time
+MICROSECOND = dt.timedelta(microseconds=1)
+INFINITE = Decimal("Infinity")  # the time since an event that never happened
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 COMPARE = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
            ">": operator.gt, ">=": operator.ge}
@@ -59,6 +62,9 @@ class Env:
     local: dt.datetime
     segments: dict[str, bool] = field(default_factory=dict)
     action: str | None = None
+    history: list[Contact] = field(default_factory=list)  # the events up to the evaluation's `now`
+    model: Model | None = None  # how history aggregates expand their actions
+    facts: dict[str, HistoryFact] = field(default_factory=dict)  # what each aggregate found, by its text
 
 
 def eval_expr(node: n.Expr, env: Env) -> Any:
@@ -88,7 +94,46 @@ def eval_expr(node: n.Expr, env: Env) -> Any:
     if isinstance(node, n.Membership):
         found = eval_expr(node.item, env) in eval_expr(node.container, env)
         return not found if node.negated else found
+    if isinstance(node, n.History):
+        fact = aggregate(node, env)
+        env.facts[node.text] = fact
+        return fact.value
     return call(node.name, [eval_expr(arg, env) for arg in node.args], env)
+
+
+def aggregate(node: n.History, env: Env) -> HistoryFact:
+    """A history aggregate over the events up to `env.now` that are not
+    later than it (`env.history`), the account's first zone for days."""
+    assert env.model is not None
+    actions = env.model.expand(node.targets, with_events=True)
+    zone = env.local.tzinfo
+    mine = sorted((c for c in env.history if c.action in actions and c.at <= env.now),
+                  key=lambda c: c.at, reverse=True)
+    def passes(contact: Contact) -> bool:
+        if node.outcomes is None:
+            return True
+        return contact.outcome not in node.outcomes if node.exclude else contact.outcome in node.outcomes
+
+    if node.kind == "count":
+        assert node.period is not None
+        if node.period.unit == "hours":
+            start = env.now - dt.timedelta(hours=node.period.amount)
+            counted = [c for c in mine if passes(c) and start < c.at]
+        else:
+            first = env.local.date() - dt.timedelta(days=node.period.amount - 1)
+            counted = [c for c in mine if passes(c) and first <= c.at.astimezone(zone).date()]
+        return HistoryFact(len(counted), tuple(counted))
+    if node.kind == "streak":
+        run = list(itertools.takewhile(passes, mine))
+        return HistoryFact(len(run), tuple(run))
+    matching = [c for c in mine if passes(c)]
+    if not matching:
+        return HistoryFact(INFINITE, ())
+    last = matching[0]
+    if node.kind == "days_since_last":
+        return HistoryFact((env.local.date() - last.at.astimezone(zone).date()).days, (last,))
+    elapsed = env.now - last.at
+    return HistoryFact(Decimal(elapsed // MICROSECOND) / Decimal(3_600_000_000), (last,))
 
 
 def arithmetic(op: str, left: Any, right: Any) -> Any:
@@ -324,56 +369,163 @@ class ReferencePolicy(Engine):
         # (Python adds to the wall clock when both sides carry the same ZoneInfo).
         now = now.astimezone(UTC)
         history = [Contact(c.account_id, c.action, c.at.astimezone(UTC), c.outcome) for c in history]
-        env = Env(values, now, now.astimezone(zones[0]))
-        for segment in model.segments:
-            env.segments[segment.name] = bool(eval_expr(segment.condition, env))
+        past = [contact for contact in history if contact.at <= now]
+        env = self.env(values, past, zones, now)
         stage = self.stage_of(values)
         stage_name = stage.name if stage else None
-        past = [contact for contact in history if contact.at <= now]
         placed: list[tuple[tuple[int, int], str]] = []
         allowed_by: dict[str, RuleInfo] = {}
         blocked: list[Blocked] = []
         for action in model.actions:
-            env.action = action
-            entries = self.allow_entries(action, stage_name)
-            admitted = next(((key, allow) for key, allow in entries
-                             if allow.condition is None or eval_expr(allow.condition, env)), None)
-            reasons: list[tuple[str, str, RuleInfo]] = []
-            if admitted is None:
-                reasons.append(self.not_allowed(action, [allow for _, allow in entries], stage))
-            rules = [rule for rule in model.restrictions if applies(rule, stage_name)
-                     and action in model.expand(rule.targets)
-                     and all(eval_expr(condition, env) for condition in rule.applies)]
-            for rule in rules:
-                if isinstance(rule, n.Forbid) and (rule.condition is None or eval_expr(rule.condition, env)):
-                    reasons.append(("forbidden", with_reason("forbidden" + self.scope(rule), rule),
-                                    info(model, rule, *rule.applies, rule.condition)))
-            windows = [(rule, self.country(rule, values)) for rule in rules if isinstance(rule, n.Window)]
-            for rule, country in windows:
-                outside = [zone for zone in zones if not inside_window(rule, zone, now, country)]
-                if outside:
-                    reasons.append(("window", window_message(rule, outside, now, country, self.scope(rule)),
-                                    window_info(rule, model)))
-            counters = [(rule, [c for c in past if counts_event(rule, model, c)])
-                        for rule in rules if isinstance(rule, (n.Limit, n.Quiet))]
-            for rule, counted in counters:
-                blocking = next((text for zone in zones if (text := counter_block(rule, zone, now, counted))), None)
-                if blocking:
-                    reasons.append((kind_of(rule), with_reason(blocking + self.scope(rule), rule),
-                                    info(model, rule, *rule.applies)))
+            admitted, reasons = self.judge(action, env, values, zones, past, stage)
             if admitted is not None and not reasons:
                 placed.append((admitted[0], action))
                 allowed_by[action] = info(model, admitted[1], admitted[1].condition)
                 continue
-            until = None
-            if all(kind not in ("not_allowed", "forbidden") for kind, _, _ in reasons):
-                until = self.until(zones, windows, counters, now)
+            timed = not any(kind in ("not_allowed", "forbidden") for kind, _, _ in reasons)
+            until = self.until(action, values, zones, past, stage, now, timed)
             blocked.extend(Blocked(action, kind, text, rule_info, until) for kind, text, rule_info in reasons)
-        evidence = Evidence(values, self.stage_rule(stage), self.stage_field, allowed_by, self.segment_rules)
+        evidence = Evidence(values, self.stage_rule(stage), self.stage_field, allowed_by, self.segment_rules,
+                            dict(env.facts))
         return Decision(str(values["id"]) if "id" in values else None, stage_name,
                         tuple(name for name in env.segments if env.segments[name]),
                         tuple(action for _, action in sorted(placed)), tuple(blocked), None, evidence,
                         self.actions, now, self.provenance)
+
+    def env(self, values: dict[str, Any], past: list[Contact], zones: tuple[ZoneInfo, ...],
+            instant: dt.datetime) -> Env:
+        """What expressions see at `instant`, the segments decided there."""
+        env = Env(values, instant, instant.astimezone(zones[0]), history=past, model=self.model)
+        for segment in self.model.segments:
+            env.segments[segment.name] = bool(eval_expr(segment.condition, env))
+        return env
+
+    def judge(self, action: str, env: Env, values: dict[str, Any], zones: tuple[ZoneInfo, ...],
+              past: list[Contact], stage: n.StageRange | None
+              ) -> tuple[tuple[tuple[int, int], n.Allow] | None, list[tuple[str, str, RuleInfo]]]:
+        """The allow that admits `action` at `env.now` (if any) and every
+        reason it is blocked there, in rule order."""
+        model = self.model
+        now = env.now
+        stage_name = stage.name if stage else None
+        env.action = action
+        entries = self.allow_entries(action, stage_name)
+        admitted = next(((key, allow) for key, allow in entries
+                         if allow.condition is None or eval_expr(allow.condition, env)), None)
+        reasons: list[tuple[str, str, RuleInfo]] = []
+        if admitted is None:
+            reasons.append(self.not_allowed(action, [allow for _, allow in entries], stage))
+        rules = [rule for rule in self.rules_of(action, stage_name)
+                 if all(eval_expr(condition, env) for condition in rule.applies)]
+        for rule in rules:
+            if isinstance(rule, n.Forbid) and (rule.condition is None or eval_expr(rule.condition, env)):
+                reasons.append(("forbidden", with_reason("forbidden" + self.scope(rule), rule),
+                                info(model, rule, *rule.applies, rule.condition)))
+        for rule in rules:
+            if isinstance(rule, n.Window):
+                country = self.country(rule, values)
+                outside = [zone for zone in zones if not inside_window(rule, zone, now, country)]
+                if outside:
+                    reasons.append(("window", window_message(rule, outside, now, country, self.scope(rule)),
+                                    window_info(rule, model)))
+        for rule in rules:
+            if isinstance(rule, (n.Limit, n.Quiet)):
+                counted = [c for c in past if counts_event(rule, model, c)]
+                message = next((text for zone in zones if (text := counter_block(rule, zone, now, counted))), None)
+                if message:
+                    reasons.append((kind_of(rule), with_reason(message + self.scope(rule), rule),
+                                    info(model, rule, *rule.applies)))
+        return admitted, reasons
+
+    def rules_of(self, action: str, stage_name: str | None) -> list[n.Restriction]:
+        return [rule for rule in self.model.restrictions if applies(rule, stage_name)
+                and action in self.model.expand(rule.targets)]
+
+    def until(self, action: str, values: dict[str, Any], zones: tuple[ZoneInfo, ...], past: list[Contact],
+              stage: n.StageRange | None, now: dt.datetime, timed: bool) -> dt.datetime | None:
+        """The first instant from `now` at which the whole judgement of
+        `action` (segments, allows, forbids, windows, caps, quiet periods)
+        lets it through, trying every instant at which any part of it could
+        change. Parts that settle (caps, events leaving a period, a date
+        compared with today) change at finitely many instants, found by
+        counting the history and by galloping and bisecting along each
+        comparison; after each of them the rest repeats within CYCLE.
+        `timed`: whether the block now is one time could lift even with
+        the conditions fixed (not a refusal or a forbid)."""
+        conditions = self.conditions_of(action, stage)
+        if not timed and not any(reads_time(condition) for condition in conditions):
+            return None
+
+        def env_at(instant: dt.datetime) -> Env:
+            env = self.env(values, past, zones, instant)
+            env.action = action
+            return env
+
+        def allowed_at(instant: dt.datetime) -> bool:
+            admitted, reasons = self.judge(action, env_at(instant), values, zones, past, stage)
+            return admitted is not None and not reasons
+
+        def holds(node: n.Expr) -> Callable[[dt.datetime], bool]:
+            return lambda instant: bool(eval_expr(node, env_at(instant)))
+
+        monotone = [part for condition in conditions for node in walk_all(condition)
+                    if isinstance(node, (n.Compare, n.Membership)) and reads_time(node)
+                    for part in monotone_parts(node, env_at(now))]
+        points = {now, *self.leaving(action, stage, zones, past)}
+        for part in monotone:
+            if not periodic(part):
+                points.update(gallop(holds(part), now))
+        rules = self.rules_of(action, stage.name if stage else None)
+        starts = {start for rule in rules if isinstance(rule, n.Window) for start in window_starts(rule)}
+        expiries = {c.at + dt.timedelta(hours=rule.period.amount) for rule in rules
+                    if isinstance(rule, (n.Limit, n.Quiet)) and rule.period.unit == "hours" for c in past}
+        clocked = [holds(part) for part in monotone if periodic(part)]
+        if not any(periodic(condition) for condition in conditions):
+            if not starts:  # nothing recurs: the judgement changes only at the settling instants
+                later = sorted(instant for instant in points | expiries if instant >= now)
+                return next((instant for instant in later if allowed_at(instant)), None)
+            # the conditions change only at the settling instants: search on from those where they allow
+            points = {point for point in points if not any(
+                kind in ("not_allowed", "forbidden")
+                for kind, _, _ in self.judge(action, env_at(point), values, zones, past, stage)[1])}
+        for low, high in merged((point, point + CYCLE) for point in points if point >= now):
+            while low <= high:
+                found = candidates(zones, starts, expiries | points, low, min(high, low + FIRST_LOOK))
+                found += [bisect(test, before, after) for before, after in itertools.pairwise(found)
+                          for test in clocked if test(before) != test(after - MICROSECOND)]
+                for instant in sorted(set(found)):
+                    if allowed_at(instant):
+                        return instant
+                low += FIRST_LOOK
+        return None
+
+    def conditions_of(self, action: str, stage: n.StageRange | None) -> list[n.Expr]:
+        """The when-conditions deciding `action`, and all segment conditions."""
+        stage_name = stage.name if stage else None
+        found = [allow.condition for _, allow in self.allow_entries(action, stage_name) if allow.condition]
+        found += [rule.condition for rule in self.rules_of(action, stage_name)
+                  if isinstance(rule, n.Forbid) and rule.condition is not None]
+        return found + [segment.condition for segment in self.model.segments]
+
+    def leaving(self, action: str, stage: n.StageRange | None, zones: tuple[ZoneInfo, ...],
+                past: list[Contact]) -> list[dt.datetime]:
+        """Instants at which a history event stops counting: for caps and
+        quiet periods, and for `count(...)` aggregates (local midnights of the
+        account's first zone, or rolling hours)."""
+        model = self.model
+        found: list[dt.datetime] = []
+        for rule in self.rules_of(action, stage.name if stage else None):
+            if isinstance(rule, (n.Limit, n.Quiet)):
+                for contact in past:
+                    if counts_event(rule, model, contact):
+                        found.extend(leaves(contact, rule.period, zone) for zone in zones)
+        for condition in self.conditions_of(action, stage):
+            for node in walk_all(condition):
+                if isinstance(node, n.History) and node.period is not None:
+                    for contact in past:
+                        if contact.action in model.expand(node.targets, with_events=True):
+                            found.append(leaves(contact, node.period, zones[0]))
+        return found
 
     def stage_of(self, values: dict[str, Any]) -> n.StageRange | None:
         """The account's stage; None when there are stages and it is in none."""
@@ -440,26 +592,6 @@ class ReferencePolicy(Engine):
             raise AccountError(field_name, code, "a country code with a holiday calendar, such as CN or US")
         return str(code)
 
-    def until(self, zones: tuple[ZoneInfo, ...], windows: list[tuple[n.Window, str | None]],
-              counters: list[tuple[n.Limit | n.Quiet, list[Contact]]], now: dt.datetime) -> dt.datetime | None:
-        """The first instant from `now` within the horizon at which every
-        window is open in every zone and no cap or quiet period blocks in any."""
-        def allowed_at(instant: dt.datetime) -> bool:
-            return (all(inside_window(rule, zone, instant, country) for rule, country in windows for zone in zones)
-                    and all(counter_block(rule, zone, instant, counted) is None
-                            for rule, counted in counters for zone in zones))
-
-        starts = {start for rule, _ in windows for start in window_starts(rule)}
-        expiries = [c.at + dt.timedelta(hours=rule.period.amount)
-                    for rule, counted in counters if rule.period.unit == "hours" for c in counted]
-        searched: dt.datetime | None = None
-        for low, high in ((now, now + FIRST_LOOK), (now + FIRST_LOOK, now + HORIZON)):
-            for instant in candidates(zones, starts, expiries, low, high):
-                if (searched is None or instant > searched) and allowed_at(instant):
-                    return instant
-            searched = high
-        return None
-
 
 # ------------------------------------------------------------ small helpers
 
@@ -515,6 +647,8 @@ def names_in(expr: n.Expr | None) -> tuple[str, ...]:
     children: list[n.Expr] = []
     if isinstance(expr, n.Ref):
         return (expr.name,)
+    if isinstance(expr, n.History):
+        return (expr.text,)
     if isinstance(expr, (n.Not, n.Negate)):
         children = [expr.operand]
     elif isinstance(expr, (n.Arithmetic, n.Compare)):
@@ -526,3 +660,119 @@ def names_in(expr: n.Expr | None) -> tuple[str, ...]:
     elif isinstance(expr, n.Call):
         children = list(expr.args)
     return tuple(dict.fromkeys(name for child in children for name in names_in(child)))
+
+
+# ------------------------------------------------------------ time-dependent conditions
+
+
+def walk_all(expr: n.Expr) -> Iterator[n.Expr]:
+    """Every node of an expression, by hand (not `nodes.walk`)."""
+    yield expr
+    children: list[n.Expr] = []
+    if isinstance(expr, (n.Not, n.Negate)):
+        children = [expr.operand]
+    elif isinstance(expr, (n.Arithmetic, n.Compare)):
+        children = [expr.left, expr.right]
+    elif isinstance(expr, n.Membership):
+        children = [expr.item, expr.container]
+    elif isinstance(expr, n.BoolOp):
+        children = list(expr.operands)
+    elif isinstance(expr, n.Call):
+        children = list(expr.args)
+    for child in children:
+        yield from walk_all(child)
+
+
+def reads_time(expr: n.Expr) -> bool:
+    """Whether the value of `expr` can change with time alone."""
+    for node in walk_all(expr):
+        if isinstance(node, n.NowRef):
+            return True
+        if isinstance(node, n.Call) and node.name in ("today", "days_since", "days_until", "hours_since",
+                                                      "local_time", "weekday"):
+            return True
+        if isinstance(node, n.History) and node.kind != "streak":
+            return True
+    return False
+
+
+def periodic(expr: n.Expr) -> bool:
+    """Whether `expr` reads the time of day or the weekday, which recur."""
+    return any(isinstance(node, n.Call) and node.name in ("local_time", "weekday") for node in walk_all(expr))
+
+
+def monotone_parts(node: n.Compare | n.Membership, env: Env) -> list[n.Compare]:
+    """`left >= right` and `left > right` for a comparison (for a
+    membership, the item against each element of the set): each changes at
+    most once while its sides move one way, and together they change
+    wherever the comparison does."""
+    if isinstance(node, n.Compare):
+        pairs = [(node.left, node.right)]
+    else:
+        container = eval_expr(node.container, env)
+        if not isinstance(container, frozenset):
+            return []
+        pairs = [(node.item, n.Literal(element, "element", node.span)) for element in sorted(container, key=str)]
+    return [n.Compare(op, left, right, node.span) for left, right in pairs for op in (">=", ">")]
+
+
+def gallop(holds: Callable[[dt.datetime], bool], now: dt.datetime) -> list[dt.datetime]:
+    """Where `holds` first changes after `now`, looking 1, 2, 4, ... hours
+    ahead and bisecting the step in which it changed (the instant and the
+    one after); nothing if it never changes before the calendar ends."""
+    try:
+        start = holds(now)
+        step = dt.timedelta(hours=1)
+        before = now
+        while True:
+            after = now + step
+            if holds(after) != start:
+                flip = bisect(lambda instant: holds(instant) != start, before, after)
+                return [flip, flip + MICROSECOND]
+            before, step = after, step * 2
+    except (OverflowError, ArithmeticError):
+        return []
+
+
+def bisect(reached: Callable[[dt.datetime], bool], low: dt.datetime, high: dt.datetime) -> dt.datetime:
+    """The first instant (to the microsecond) after `low` at which `reached`
+    holds, given that it does at `high`."""
+    while high - low > MICROSECOND:
+        middle = low + (high - low) // 2
+        if reached(middle):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def leaves(contact: Contact, period: n.Period, zone: ZoneInfo) -> dt.datetime:
+    """The instant a history event stops counting for a period: rolling
+    hours after it, or the local midnight ending its last calendar day."""
+    if period.unit == "hours":
+        return contact.at + dt.timedelta(hours=period.amount)
+    return walls_midnight(zone, contact.at.astimezone(zone).date() + dt.timedelta(days=period.amount))
+
+
+def walls_midnight(zone: ZoneInfo, day: dt.date) -> dt.datetime:
+    """The first instant of local `day` (a day without 00:00 starts when the
+    clock jumps past it)."""
+    found = walls(zone, day, 0)
+    if found:
+        return found[0]
+    return min(change for change in clock_changes(zone, dt.datetime.combine(day, dt.time(), tzinfo=UTC)
+                                                  - dt.timedelta(days=1),
+                                                  dt.datetime.combine(day, dt.time(), tzinfo=UTC)
+                                                  + dt.timedelta(days=1))
+               if change.astimezone(zone).date() == day)
+
+
+def merged(ranges: Iterable[tuple[dt.datetime, dt.datetime]]) -> list[tuple[dt.datetime, dt.datetime]]:
+    """Overlapping ranges joined, in order."""
+    out: list[tuple[dt.datetime, dt.datetime]] = []
+    for low, high in sorted(ranges):
+        if out and low <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], high))
+        else:
+            out.append((low, high))
+    return out

@@ -10,6 +10,7 @@ instants and jump from boundary to boundary; nothing steps through minutes.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,9 +23,12 @@ from .errors import InputTypeError, InputValueError, UnknownActionError
 
 UTC = dt.UTC
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-# How far ahead `until` is searched. A rule that never opens within this
-# horizon (a window on no day, zones whose windows never meet) gives null.
-HORIZON = dt.timedelta(days=800)
+# The periodic part of time repeats within this: a week of weekdays in each
+# of a year's daylight-saving states, and a year of public holidays. Once
+# every non-periodic term of a decision (caps and quiet periods, events
+# ageing out, dates compared with today) has settled, an action that is not
+# allowed within one CYCLE is never allowed, so `until` is null.
+CYCLE = dt.timedelta(days=366 + 7)
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,15 @@ class Provenance:
 
 
 @dataclass(frozen=True)
+class HistoryFact:
+    """What one history aggregate found for an account: its value and the
+    events it counted (newest first), which explanations list."""
+
+    value: Any
+    events: tuple[Contact, ...]
+
+
+@dataclass(frozen=True)
 class Evidence:
     """What explanations need beyond the decision itself: the account values
     read, the stage's range and which rule allowed each allowed action."""
@@ -123,6 +136,7 @@ class Evidence:
     stage_field: str | None = None
     allowed_by: Mapping[str, RuleInfo] = field(default_factory=dict)
     segment_rules: Mapping[str, RuleInfo] = field(default_factory=dict)
+    history: Mapping[str, HistoryFact] = field(default_factory=dict)  # by the aggregate's text
 
 
 @dataclass(frozen=True)
@@ -275,13 +289,45 @@ class WindowSpec:
         seconds = local.hour * 3600 + local.minute * 60 + local.second
         return any(start <= seconds < end for start, end in self.hours_on(local.date(), country))
 
+    def open_intervals(self, zone: ZoneInfo, country: str | None, start: dt.datetime, end: dt.datetime
+                       ) -> list[tuple[dt.datetime, dt.datetime]]:
+        """The instants of [start, end) inside the window in `zone`, as
+        sorted disjoint [from, to) intervals. Within a stretch of constant
+        UTC offset the wall clock only moves forward, so `inside` can change
+        only where it reads a range's start or end or a new day: those
+        instants, and the offset changes, cut [start, end) into pieces that
+        are wholly inside or wholly outside."""
+        cuts = {start, end}
+        for low, high, offset in _offset_pieces(zone, start, end):
+            cuts.add(low)
+            wall_low, wall_high = (low + offset).replace(tzinfo=None), (high + offset).replace(tzinfo=None)
+            day = wall_low.date()
+            while day <= wall_high.date():
+                midnight = dt.datetime.combine(day, dt.time())
+                for seconds in {0, *(edge for bounds in self.ranges for edge in bounds)}:
+                    wall = midnight + dt.timedelta(seconds=seconds)
+                    if wall_low < wall < wall_high:
+                        cuts.add((wall - offset).replace(tzinfo=UTC))
+                day += dt.timedelta(days=1)
+        ordered = sorted(cuts)
+        intervals: list[tuple[dt.datetime, dt.datetime]] = []
+        for low, high in itertools.pairwise(ordered):
+            if not self.inside(low, zone, country):
+                continue
+            if intervals and intervals[-1][1] == low:
+                intervals[-1] = (intervals[-1][0], high)
+            else:
+                intervals.append((low, high))
+        return intervals
+
     def next_open(self, instant: dt.datetime, zone: ZoneInfo, country: str | None) -> dt.datetime | None:
         """The earliest instant >= `instant` inside the window in `zone`:
-        day by day, each day's own ranges."""
+        day by day, each day's own ranges (within a CYCLE: a window that opens
+        on no day never opens)."""
         if self.inside(instant, zone, country):
             return instant
         day = instant.astimezone(zone).date()
-        for offset in range(HORIZON.days):
+        for offset in range(CYCLE.days):
             candidate_day = day + dt.timedelta(days=offset)
             ranges = self.hours_on(candidate_day, country)
             if not ranges:
@@ -298,6 +344,68 @@ class WindowSpec:
             if found:
                 return min(found)
         return None
+
+
+def first_common_opening(windows: Sequence[tuple[WindowSpec, ZoneInfo, str | None]], instant: dt.datetime,
+                         end: dt.datetime) -> dt.datetime | None:
+    """The earliest instant in [instant, end] inside every window in its
+    zone, or None. Day by day, the open intervals of each window are
+    intersected with what is still common, so the work grows linearly with
+    the number of windows and zones (and stops at the first that is closed
+    all day), where jumping from one window's opening to the next could
+    bounce between zones for every pair of them."""
+    step = dt.timedelta(days=1)
+    low = instant
+    while low <= end:
+        high = low + step
+        common = [(low, high)]
+        for spec, zone, country in windows:
+            common = _intersect(common, spec.open_intervals(zone, country, low, high))
+            if not common:
+                break
+        if common:
+            return common[0][0] if common[0][0] <= end else None
+        low = high
+    return None
+
+
+def _intersect(first: list[tuple[dt.datetime, dt.datetime]], second: list[tuple[dt.datetime, dt.datetime]]
+               ) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The intersection of two sorted lists of disjoint [from, to) intervals."""
+    out = []
+    i = j = 0
+    while i < len(first) and j < len(second):
+        low, high = max(first[i][0], second[j][0]), min(first[i][1], second[j][1])
+        if low < high:
+            out.append((low, high))
+        if first[i][1] < second[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
+def _offset_pieces(zone: ZoneInfo, start: dt.datetime, end: dt.datetime
+                   ) -> list[tuple[dt.datetime, dt.datetime, dt.timedelta]]:
+    """[start, end) (at most a day or so) cut where the UTC offset of `zone`
+    changes, each piece with its offset; a change is found to the second."""
+    pieces = []
+    low = start
+    while low < end:
+        offset = low.astimezone(zone).utcoffset() or dt.timedelta()
+        high = end
+        if (end - dt.timedelta(microseconds=1)).astimezone(zone).utcoffset() != offset:
+            before, after = low, end
+            while after - before > dt.timedelta(seconds=1):
+                middle = before + (after - before) / 2
+                if middle.astimezone(zone).utcoffset() == offset:
+                    before = middle
+                else:
+                    after = middle
+            high = after.replace(microsecond=0) if after.replace(microsecond=0) > low else after
+        pieces.append((low, high, offset))
+        low = high
+    return pieces
 
 
 def _clock_changes(zone: ZoneInfo, day: dt.date) -> list[dt.datetime]:
@@ -339,16 +447,16 @@ def rolling_cap_free_at(instants_newest_first: Sequence[dt.datetime], count: int
     return instants_newest_first[count - 1] + period
 
 
-def next_allowed(now: dt.datetime, constraints: Iterable[Callable[[dt.datetime], dt.datetime | None]]
-                 ) -> dt.datetime | None:
-    """The earliest instant >= now at which every constraint allows. Each
-    constraint maps an instant to the earliest instant >= it that it allows
-    (or None: never). Moving to the latest answer and asking again reaches
-    the common point, because each constraint's answer only moves forward."""
+def next_allowed(now: dt.datetime, constraints: Iterable[Callable[[dt.datetime], dt.datetime | None]],
+                 end: dt.datetime) -> dt.datetime | None:
+    """The earliest instant in [now, end] at which every constraint allows.
+    Each constraint maps an instant to the earliest instant >= it that it
+    allows (or None: never). Moving to the latest answer and asking again
+    reaches the common point, because each constraint's answer only moves
+    forward."""
     rules = list(constraints)
     instant = now
-    limit = now + HORIZON
-    while instant <= limit:
+    while instant <= end:
         answers = [rule(instant) for rule in rules]
         if any(answer is None for answer in answers):
             return None

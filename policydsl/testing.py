@@ -952,7 +952,8 @@ class Tracer:
         model, trace = self.model, self.current
         zones: tuple[ZoneInfo, ...] = values[model.zone_field] if model.zone_field else (ZoneInfo("UTC"),)
         now = now.astimezone(dt.UTC)
-        env = ref.Env(values, now, now.astimezone(zones[0]))
+        events = [Contact(c.account_id, c.action, c.at.astimezone(dt.UTC), c.outcome) for c in history]
+        env = ref.Env(values, now, now.astimezone(zones[0]), history=[c for c in events if c.at <= now], model=model)
         for segment in model.segments:
             member = bool(self.eval(segment.condition, env))
             env.segments[segment.name] = member

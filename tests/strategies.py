@@ -124,6 +124,8 @@ def conditions(draw: st.DrawFn, segments: list[str], with_action: bool, actions:
         if kind == "paren":
             return f"({draw(inner)})"
         return f"{draw(inner)} {kind} {draw(inner)}"
+    if draw(st.integers(0, 5)) == 0:
+        return draw(history_aggregates(actions))
     kinds = len(ATOMS) + len(segments) + (3 if with_action else 0)
     index = draw(st.integers(0, kinds - 1))
     if index < len(ATOMS):
@@ -137,6 +139,32 @@ def conditions(draw: st.DrawFn, segments: list[str], with_action: bool, actions:
         names = draw(st.lists(st.sampled_from(actions), min_size=1, max_size=3, unique=True))
         return "action in {" + ", ".join(f'"{name}"' for name in names) + "}"
     return "action in flags"
+
+
+@st.composite
+def history_aggregates(draw: st.DrawFn, actions: list[str]) -> str:
+    """A comparison of a history aggregate: counts over calendar days and
+    rolling hours, streaks, and the time since the last event (infinite
+    when there is none), with and without outcome filters."""
+    names = "all" if draw(st.integers(0, 5)) == 0 else ", ".join(
+        draw(st.lists(st.sampled_from(actions), min_size=1, max_size=2, unique=True)))
+    where = ""
+    if draw(st.booleans()):
+        outcomes = draw(st.lists(st.sampled_from(OUTCOMES), min_size=1, max_size=2, unique=True))
+        negation = "not " if draw(st.integers(0, 3)) == 0 else ""
+        where = f" where outcome {negation}in {{" + ", ".join(f'"{o}"' for o in outcomes) + "}"
+    op = draw(st.sampled_from(OPS))
+    kind = draw(st.integers(0, 4))
+    if kind == 0:
+        amount, unit = draw(st.integers(1, 3)), "days"
+        return f"count({names} in {amount} {unit}{where}) {op} {draw(st.integers(0, 3))}"
+    if kind == 1:
+        return f"count({names} in {draw(st.sampled_from([1, 2, 24, 25]))} hours{where}) {op} {draw(st.integers(0, 3))}"
+    if kind == 2:
+        return f"streak({names}{where}) {op} {draw(st.integers(0, 3))}"
+    if kind == 3:
+        return f"days_since_last({names}{where}) {op} {draw(st.integers(0, 3))}"
+    return f"hours_since_last({names}{where}) {op} {draw(st.sampled_from(['1', '24', '2.5', '48']))}"
 
 
 # ------------------------------------------------------------ rules

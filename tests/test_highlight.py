@@ -253,6 +253,7 @@ def _expected_class(token: lark.Token) -> _TokenType:
         "DATE": DATE, "DATETIME": DATE, "TIME": TIME, "UNIT": Keyword, "SIMPLE_TYPE": Keyword.Type,
         "NOT": Keyword, "COMP_OP": Operator, "ADD_OP": Operator, "MUL_OP": Operator, "MINUS": Operator,
         "EQUAL": Operator, "LESSTHAN": Punctuation, "MORETHAN": Punctuation,
+        "COUNT": Name.Builtin, "LAST_FN": Name.Builtin,  # history aggregates read like the library's functions
     }
     if token.type in by_type:
         return by_type[token.type]

@@ -329,8 +329,6 @@ def test_rolling_periods_are_elapsed_time_even_for_instants_given_in_a_dst_zone(
     assert decide(hourly, local(NY, 2025, 3, 9, 3, 30), (contact("sms", spring_0130),)).is_allowed("sms")
 
 
-@pytest.mark.xfail(strict=True, reason="known limitation: `until` is searched only 800 days (runtime.HORIZON) "
-                   "ahead of now, so a cap that frees later gives null although time alone lifts it")
 def test_cap_longer_than_the_search_horizon_still_has_an_until() -> None:
     policy = make("limit sms 1 per 1095 days\n")
     history = (contact("sms", utc(2025, 6, 9, 12)),)

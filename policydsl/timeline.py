@@ -1,0 +1,285 @@
+"""When time alone changes a condition: the instants the compiled engine tries for `until`.
+
+A condition that reads time (`now`, `today()`, `days_since`, `days_until`,
+`hours_since`, `local_time()`, `weekday()`, or a history aggregate whose
+events age out) can block an action now and let it through later. Its value
+changes only at finitely many instants, of two sorts:
+
+- *settling* instants, each passed once: where a comparison of a term that
+  only grows with time (`days_since(d) >= 3`, `today() < due`, `now >
+  promised_at + 2 days`, `hours_since_last(call) < 4`) flips, and where a
+  counted event leaves a `count(...)` period. A comparison is treated as
+  affine in time: its two sides are sampled a day apart, the crossing is
+  solved for, and the local midnights and instants around it are tried
+  (a term stepping once a day flips within a day of the affine crossing);
+- *periodic* instants, which recur: local midnights, clock changes and,
+  within each stretch of constant UTC offset, the crossings of comparisons
+  of `local_time()`, for `weekday()` and `local_time()`.
+
+Between two settling instants the settled part is constant and the periodic
+part repeats within `runtime.CYCLE`, so searching one CYCLE from each
+settling instant (or only the settling instants, when nothing is periodic)
+finds the first instant allowed, or proves there is none.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from . import nodes as n
+from .runtime import CYCLE, Contact, local_midnight
+
+DAY = dt.timedelta(days=1)
+MICROSECOND = dt.timedelta(microseconds=1)
+_SETTLING_CALLS = frozenset({"today", "days_since", "days_until", "hours_since"})
+_PERIODIC_CALLS = frozenset({"local_time", "weekday"})
+
+
+def reads_time(expr: n.Expr) -> bool:
+    """Whether time alone can change the value of `expr` (segments aside)."""
+    return any(_time_term(node) for node in n.walk(expr))
+
+
+def _time_term(node: n.Expr) -> bool:
+    if isinstance(node, n.NowRef):
+        return True
+    if isinstance(node, n.Call):
+        return node.name in _SETTLING_CALLS or node.name in _PERIODIC_CALLS
+    return isinstance(node, n.History) and node.kind != "streak"
+
+
+def _periodic(node: n.Expr) -> bool:
+    return any(isinstance(part, n.Call) and part.name in _PERIODIC_CALLS for part in n.walk(node))
+
+
+Side = Callable[[Any], Any]  # a compiled expression: context -> value
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How time can change one action's conditions, found at compile time:
+    the comparisons (and memberships, one per set element) whose sides read
+    time, split into settling and periodic ones, the `count` aggregates
+    whose events age out, and whether weekdays or the clock matter."""
+
+    settling: tuple[tuple[Side, Side], ...]
+    periodic: tuple[tuple[Side, Side], ...]
+    counts: tuple[n.History, ...]
+    daily: bool  # weekday() or local_time(): every local midnight matters, forever
+
+
+def timing(conditions: list[n.Expr], compile_side: Callable[[n.Expr], Side]) -> Timing | None:
+    """The Timing of some conditions, or None when none of them reads time."""
+    if not any(reads_time(condition) for condition in conditions):
+        return None
+    settling: list[tuple[Side, Side]] = []
+    periodic: list[tuple[Side, Side]] = []
+    counts: list[n.History] = []
+    daily = False
+    for condition in conditions:
+        for node in n.walk(condition):
+            if isinstance(node, n.History) and node.kind == "count":
+                counts.append(node)
+            daily = daily or (isinstance(node, n.Call) and node.name in _PERIODIC_CALLS)
+            sides = _sides(node)
+            if sides is None or not reads_time(node):
+                continue
+            bucket = periodic if _periodic(node) else settling
+            bucket.append((compile_side(sides[0]), compile_side(sides[1])))
+    return Timing(tuple(settling), tuple(periodic), tuple(counts), daily)
+
+
+def _sides(node: n.Expr) -> tuple[n.Expr, n.Expr] | None:
+    """The two sides whose difference crossing zero flips `node`."""
+    if isinstance(node, n.Compare):
+        return node.left, node.right
+    if isinstance(node, n.Membership):
+        return node.item, node.container  # the container's elements are tried one by one
+    return None
+
+
+def _difference(left: Any, right: Any) -> list[Decimal]:
+    """`left - right` as numbers (a set on the right: against each element);
+    nothing for values that are not ordered quantities (text, bool)."""
+    rights = sorted(right, key=str) if isinstance(right, frozenset) else [right]
+    out = []
+    for value in rights:
+        if isinstance(left, bool) or isinstance(value, bool):
+            continue
+        if isinstance(left, dt.datetime) and isinstance(value, dt.datetime):
+            out.append(Decimal((left - value) // MICROSECOND))
+        elif isinstance(left, dt.date) and isinstance(value, dt.date) and not isinstance(left, dt.datetime):
+            out.append(Decimal((left - value).days))
+        elif isinstance(left, (int, Decimal)) and isinstance(value, (int, Decimal)) \
+                and Decimal(left).is_finite() and Decimal(value).is_finite():
+            out.append(Decimal(left) - Decimal(value))
+    return out
+
+
+def crossings(sides: tuple[Side, Side], at: Callable[[dt.datetime], Any], low: dt.datetime,
+              step: dt.timedelta) -> list[dt.datetime]:
+    """Where `left - right` crosses zero, extrapolating the line through its
+    values at `low` and `low + step`; the crossing instant and the one after."""
+    left, right = sides
+    here, there = at(low), at(low + step)
+    found: list[dt.datetime] = []
+    for start, end in zip(_difference(left(here), right(here)), _difference(left(there), right(there)),
+                          strict=False):
+        slope = (end - start) / Decimal(step // MICROSECOND)
+        if slope == 0:
+            continue
+        offset = -start / slope
+        if offset < 0 or offset > Decimal(dt.timedelta.max // MICROSECOND) / 2:
+            continue
+        try:
+            crossing = low + dt.timedelta(microseconds=int(offset.to_integral_value(rounding="ROUND_CEILING")))
+        except OverflowError:
+            continue
+        found.extend((crossing, crossing + MICROSECOND))
+    return found
+
+
+class Search:
+    """The instants at which one action's conditions may change from
+    `now` on, and the first of them at which they allow it.
+
+    `at(instant)` builds a context for an instant; `allowed(context)` says
+    whether the action's segments, allows and forbids let it through there.
+    """
+
+    def __init__(self, plan: Timing, now: dt.datetime, zone: ZoneInfo, events: list[Contact],
+                 expand: Callable[[n.Targets], frozenset[str]], at: Callable[[dt.datetime], Any],
+                 allowed: Callable[[Any], bool]) -> None:
+        self.plan = plan
+        self.now = now
+        self.zone = zone
+        self.at = at
+        self.allowed = allowed
+        self.points = sorted({point for point in self._settling(events, expand) if point > now})
+
+    @property
+    def settled(self) -> dt.datetime:
+        """The instant after which only periodic terms still change."""
+        return self.points[-1] if self.points else self.now
+
+    def _settling(self, events: list[Contact], expand: Callable[[n.Targets], frozenset[str]]
+                  ) -> Iterator[dt.datetime]:
+        for sides in self.plan.settling:
+            for crossing in crossings(sides, self.at, self.now, DAY)[::2]:
+                yield crossing
+                yield crossing + MICROSECOND
+                yield from self._steps(sides, crossing)
+        for aggregate in self.plan.counts:
+            period = aggregate.period
+            assert period is not None
+            actions = expand(aggregate.targets)
+            for event in events:
+                if event.action not in actions:
+                    continue
+                if period.unit == "hours":
+                    yield event.at + dt.timedelta(hours=period.amount)
+                else:
+                    yield local_midnight(self.zone, event.at.astimezone(self.zone).date()
+                                         + dt.timedelta(days=period.amount))
+
+    def _steps(self, sides: tuple[Side, Side], crossing: dt.datetime) -> Iterator[dt.datetime]:
+        """Where a term that steps once a day (`today()`, `days_since`)
+        really flips: within a day or so of the line's crossing, found by
+        bisection on the sign of `left - right` (first >= 0, first > 0)."""
+        low, high = max(self.now, crossing - 2 * DAY), crossing + 2 * DAY
+        elements = len(_difference(sides[0](self.at(low)), sides[1](self.at(low))))
+        for index in range(elements):
+            for strict in (False, True):
+                def holds(instant: dt.datetime, index: int = index, strict: bool = strict) -> bool:
+                    context = self.at(instant)
+                    differences = _difference(sides[0](context), sides[1](context))
+                    value = differences[index]
+                    return value > 0 if strict else value >= 0
+                first, last = holds(low), holds(high)
+                if first != last:
+                    yield _bisect(_reaches(holds, last), low, high)
+
+    def first_allowed(self, instant: dt.datetime, end: dt.datetime) -> dt.datetime | None:
+        """The first instant in [instant, end] at which the conditions allow."""
+        for candidate in self._candidates(instant, end):
+            if self.allowed(self.at(candidate)):
+                return candidate
+        return None
+
+    def _candidates(self, instant: dt.datetime, end: dt.datetime) -> Iterator[dt.datetime]:
+        starts = [instant, *(point for point in self.points if instant < point <= end)]
+        if not (self.plan.daily or self.plan.periodic):
+            yield from starts
+            return
+        # From each settling instant one CYCLE of periodic instants, merged in order.
+        streams = [self._periodic_points(start, min(end, start + CYCLE)) for start in starts]
+        previous = None
+        for candidate in heapq.merge(*streams):
+            if candidate != previous:
+                yield candidate
+            previous = candidate
+
+    def _periodic_points(self, start: dt.datetime, end: dt.datetime) -> Iterator[dt.datetime]:
+        yield start
+        day = start.astimezone(self.zone).date()
+        while True:
+            low, high = local_midnight(self.zone, day), local_midnight(self.zone, day + DAY)
+            if low > end:
+                return
+            points = {low, *self._clock_roots(low, high)}
+            yield from sorted(point for point in points if start < point <= end)
+            day += DAY
+
+    def _clock_roots(self, low: dt.datetime, high: dt.datetime) -> list[dt.datetime]:
+        """Crossings of `local_time()` comparisons in one local day, solved
+        in each stretch of constant UTC offset."""
+        if not self.plan.periodic:
+            return []
+        cuts = [low, *_offset_changes(self.zone, low, high), high]
+        found = []
+        for piece_low, piece_high in itertools.pairwise(cuts):
+            step = min(dt.timedelta(hours=1), (piece_high - piece_low) / 2)
+            if step <= dt.timedelta():
+                continue
+            found.append(piece_low)
+            for sides in self.plan.periodic:
+                found.extend(t for t in crossings(sides, self.at, piece_low, step) if t < piece_high)
+        return found
+
+
+def _reaches(holds: Callable[[dt.datetime], bool], value: bool) -> Callable[[dt.datetime], bool]:
+    return lambda instant: holds(instant) == value
+
+
+def _bisect(reached: Callable[[dt.datetime], bool], low: dt.datetime, high: dt.datetime) -> dt.datetime:
+    """The first instant (to the microsecond) in (low, high] at which
+    `reached` holds, given that it fails at `low` and holds at `high`."""
+    while high - low > MICROSECOND:
+        middle = low + (high - low) // 2
+        if reached(middle):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def _offset_changes(zone: ZoneInfo, low: dt.datetime, high: dt.datetime) -> list[dt.datetime]:
+    """The instant (to the second) within [low, high) at which the UTC
+    offset of `zone` changes, if it does."""
+    before = low.astimezone(zone).utcoffset()
+    if (high - MICROSECOND).astimezone(zone).utcoffset() == before:
+        return []
+    while high - low > dt.timedelta(seconds=1):
+        middle = low + (high - low) / 2
+        if middle.astimezone(zone).utcoffset() == before:
+            low = middle
+        else:
+            high = middle
+    return [high.replace(microsecond=0) if high.microsecond and high.replace(microsecond=0) > low else high]
