@@ -294,7 +294,8 @@ class WindowSpec:
         """The instants of [start, end) inside the window in `zone`, as
         sorted disjoint [from, to) intervals. Within a stretch of constant
         UTC offset the wall clock only moves forward, so `inside` can change
-        only where it reads a range's start or end or a new day: those
+        only where it reads a new day or a start or end of that day's own
+        ranges (`hours_on`: its weekday's, or the holiday hours): those
         instants, and the offset changes, cut [start, end) into pieces that
         are wholly inside or wholly outside."""
         cuts = {start, end}
@@ -304,7 +305,7 @@ class WindowSpec:
             day = wall_low.date()
             while day <= wall_high.date():
                 midnight = dt.datetime.combine(day, dt.time())
-                for seconds in {0, *(edge for bounds in self.ranges for edge in bounds)}:
+                for seconds in {0, *(edge for bounds in self.hours_on(day, country) for edge in bounds)}:
                     wall = midnight + dt.timedelta(seconds=seconds)
                     if wall_low < wall < wall_high:
                         cuts.add((wall - offset).replace(tzinfo=UTC))
