@@ -24,6 +24,7 @@ from .errors import AccountError, Diagnostic
 from .formatter import canonical_rule, canonical_text
 from .functions import FUNCTIONS
 from .runtime import Decision, Provenance, RuleInfo
+from .timeline import reads_time
 from .values import NUMERIC, ValueProblem, default_value, reader_for, widest
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ CODES = {
     "E114": "condition is not a boolean",
     "E115": "not a member of the enumeration",
     "E116": "segment refers to a later segment",
+    "E117": "condition on a window, limit, quiet period or include reads time",
     "W201": "action that no stage allows",
     "W202": "stage field values outside every stage",
     "W203": "forbid without `because`",
@@ -262,8 +264,9 @@ class _Checker:
         for baseline, mapping in baselines:
             self.check_segments(baseline, mapping)
         self.check_segments(policy, {})
-        self.check_include_conditions(policy)
-        arrivals = _arrivals(policy)
+        mappings = {baseline.path: mapping for baseline, mapping in baselines}
+        self.check_include_conditions(policy, mappings)
+        arrivals = _arrivals(policy, mappings)
         for baseline, mapping in baselines:
             first, *others = arrivals[baseline.path]
             for rule in baseline.rules:
@@ -505,12 +508,16 @@ class _Checker:
         else:
             self.add_restriction(rule)
 
-    def check_include_conditions(self, policy: n.PolicyFile) -> None:
-        """An include's `when`, in every file, checked once at the include."""
+    def check_include_conditions(self, policy: n.PolicyFile, mappings: dict[str, dict[str, tuple[str, ...]]]
+                                 ) -> None:
+        """An include's `when`, in every file, checked once at the include,
+        in the including policy's names (`mappings`, as for `_arrivals`)."""
         for source_file in _all_files(policy):
             for include in source_file.includes:
                 if include.condition is not None:
-                    self.expect_bool(include.condition, self.rule_scope(action=False))
+                    condition = _map_expr(include.condition, mappings.get(source_file.path, {}))
+                    self.expect_bool(condition, self.rule_scope(action=False))
+                    self.expect_timeless(include.condition, "an include")
 
     def add_restriction(self, rule: n.Restriction, reported: set[str] | None = None,
                         conditions: tuple[n.Expr, ...] = ()) -> None:
@@ -522,6 +529,7 @@ class _Checker:
         self.check_targets(rule.targets, skip=skip)
         for condition in rule.applies:  # a condition on the account: no `action` here
             self.expect_bool(condition, self.rule_scope(action=False))
+            self.expect_timeless(condition, f"a {_KIND_NAMES.get(type(rule), 'rule')}")
         if conditions:
             rule = replace(rule, applies=(*conditions, *rule.applies))
         if isinstance(rule, n.Forbid):
@@ -589,6 +597,35 @@ class _Checker:
                 if name in line.members:
                     return line.span
         return self.model.policy.header.span
+
+    def expect_timeless(self, condition: n.Expr, where: str) -> None:
+        """E117 for a restriction's or include's `when` that time alone can
+        change. Such a condition decides whether the rule exists at all, and
+        `until` holds it fixed for the account; a block that comes and goes
+        with time is what `forbid ... when` (or an allow's `when`) is for."""
+        found = self.time_reader(condition)
+        if found is None:
+            return
+        node, via = found
+        what = f"segment {via!r}, which reads" if via else "it reads"
+        self.report("E117", f"the `when` of {where} must not change with time, but {what} "
+                    f"`{self.model.source_text(node.span)}`; test time in a `forbid ... when` "
+                    "(or an allow's `when`), and keep this condition on account fields and segments of them",
+                    condition.span)
+
+    def time_reader(self, expr: n.Expr) -> tuple[n.Expr, str | None] | None:
+        """The first part of `expr` whose value time alone can change (now,
+        today(), days_since, local_time, a count or time since an event, ...)
+        and the segment it is reached through, if any; None when there is none."""
+        segments = {segment.name: segment.condition for segment in self.model.segments}
+        for node in n.walk(expr):
+            if isinstance(node, n.Ref) and node.name in segments:
+                inner = self.time_reader(segments[node.name])
+                if inner is not None:
+                    return inner[0], inner[1] or node.name
+            elif not isinstance(node, (n.BoolOp, n.Not)) and reads_time(node):
+                return _innermost_time_term(node), None
+        return None
 
     # ------------------------------------------------------------ expressions
     def expect_bool(self, expr: n.Expr, scope: _Scope) -> None:
@@ -798,24 +835,29 @@ def _all_baselines(policy: n.PolicyFile) -> Iterable[tuple[n.PolicyFile, dict[st
         yield included, resolution
 
 
-def _arrivals(policy: n.PolicyFile) -> dict[str, list[tuple[n.Expr, ...]]]:
+def _arrivals(policy: n.PolicyFile, mappings: dict[str, dict[str, tuple[str, ...]]]
+              ) -> dict[str, list[tuple[n.Expr, ...]]]:
     """Per included file, the include conditions under which its rules
     apply: one tuple (all must hold) per distinct way it arrives. A file that
     also arrives unconditionally applies everywhere, whatever else includes
-    it conditionally, so that no path can loosen it."""
+    it conditionally, so that no path can loosen it. `mappings`: per
+    included file, what its names stand for in the policy (`_baselines`), so
+    that a condition written in a baseline counts the includer's actions."""
     found: dict[str, list[tuple[n.Expr, ...]]] = {}
-    for path, conditions in _include_conditions(policy, ()):
+    for path, conditions in _include_conditions(policy, (), mappings):
         known = found.setdefault(path, [])
         if conditions not in known:
             known.append(conditions)
     return {path: [()] if () in known else known for path, known in found.items()}
 
 
-def _include_conditions(policy: n.PolicyFile, outer: tuple[n.Expr, ...]
+def _include_conditions(policy: n.PolicyFile, outer: tuple[n.Expr, ...],
+                        mappings: dict[str, dict[str, tuple[str, ...]]]
                         ) -> Iterator[tuple[str, tuple[n.Expr, ...]]]:
+    mapping = mappings.get(policy.path, {})  # the top-level policy's names are its own
     for include, included in zip(policy.includes, policy.included, strict=True):
-        conditions = outer if include.condition is None else (*outer, include.condition)
-        yield from _include_conditions(included, conditions)
+        conditions = outer if include.condition is None else (*outer, _map_expr(include.condition, mapping))
+        yield from _include_conditions(included, conditions, mappings)
         yield included.path, conditions
 
 
@@ -898,6 +940,19 @@ def _map_targets(targets: n.Targets, mapping: dict[str, tuple[str, ...]]) -> n.T
     return replace(targets, names=_apply_mapping(targets.names, mapping))
 
 
+_KIND_NAMES: dict[type, str] = {n.Window: "window", n.Limit: "limit", n.Quiet: "quiet period",
+                                n.Forbid: "forbid"}
+
+
+def _innermost_time_term(node: n.Expr) -> n.Expr:
+    """The smallest part of `node` that still reads time (`today()` in
+    `today() - opened > 3`), which an E117 message quotes."""
+    for child in n.walk(node):
+        if child is not node and reads_time(child):
+            return _innermost_time_term(child)
+    return node
+
+
 def _map_expr(expr: n.Expr, mapping: dict[str, tuple[str, ...]]) -> n.Expr:
     """An expression with the includer's names for the actions its history
     aggregates count (a baseline's `count(voice ...)` counts what `voice`
@@ -919,8 +974,11 @@ def _map_expr(expr: n.Expr, mapping: dict[str, tuple[str, ...]]) -> n.Expr:
 
 
 def _mapped(rule: n.Restriction, mapping: dict[str, tuple[str, ...]]) -> n.Restriction:
-    """A baseline rule with the includer's names for its actions."""
-    mapped = replace(rule, targets=_map_targets(rule.targets, mapping))
+    """A baseline rule with the includer's names for its actions, in its
+    targets and in the history aggregates of its conditions (its own `when`
+    too, so that `streak(voice)` there counts what `voice` is mapped to)."""
+    mapped = replace(rule, targets=_map_targets(rule.targets, mapping),
+                     applies=tuple(_map_expr(condition, mapping) for condition in rule.applies))
     if isinstance(mapped, n.Forbid) and mapped.condition is not None:
         mapped = replace(mapped, condition=_map_expr(mapped.condition, mapping))
     if isinstance(mapped, n.Limit) and mapped.counted is not None:

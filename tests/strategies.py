@@ -68,6 +68,7 @@ class PolicySpec:
     wall_times: list[str] = field(default_factory=list)  # window starts and ends used
     hours: list[int] = field(default_factory=list)  # periods of `per H hours` and `for H hours` rules
     days: list[int] = field(default_factory=list)  # periods in days
+    timeless_segments: list[str] = field(default_factory=list)  # segments time alone does not change
 
 
 def _seconds(clock: str) -> int:
@@ -89,6 +90,18 @@ ATOMS: list[Callable[[st.DrawFn, str], str]] = [
     lambda draw, op: (f'tier {draw(st.sampled_from(["==", "!="]))} '
                       f'"{draw(st.sampled_from(["gold", "silver", "bronze"]))}"'),
     lambda draw, op: f'country == "{draw(st.sampled_from(COUNTRIES))}"',
+    lambda draw, op: f"len(flags) {op} {draw(st.integers(0, 2))}",
+    lambda draw, op: "abs(score - 0.5) < 0.25",
+    lambda draw, op: f"min(dpd, 30) == {draw(st.sampled_from([30, 0]))}",
+    lambda draw, op: "max(balance, $10) > $100",
+    lambda draw, op: 'lower(id) == "a1"',
+    lambda draw, op: f"balance / dpd > {draw(st.integers(1, 100))}",  # dpd = 0: both engines must fail alike
+    lambda draw, op: f"dpd * 2 + 1 {op} 41",
+    lambda draw, op: "-dpd < -5",
+]
+# Atoms that time alone can change: allowed in allow, forbid and segment
+# conditions, never in a window's, limit's, quiet period's or include's (E117).
+TIME_ATOMS: list[Callable[[st.DrawFn, str], str]] = [
     lambda draw, op: f"days_since(opened) {op} {draw(st.integers(0, 900))}",
     lambda draw, op: f"days_until(last_pay) {op} {draw(st.integers(-60, 5))}",
     lambda draw, op: f"days_since(last_pay) {op} {draw(st.integers(0, 60))}",
@@ -101,38 +114,33 @@ ATOMS: list[Callable[[st.DrawFn, str], str]] = [
     lambda draw, op: f"last_pay + {draw(st.integers(1, 30))} days < now",
     lambda draw, op: f"opened + {draw(st.integers(0, 400))} < today()",
     lambda draw, op: f"today() - opened > {draw(st.integers(0, 700))}",
-    lambda draw, op: f"len(flags) {op} {draw(st.integers(0, 2))}",
-    lambda draw, op: "abs(score - 0.5) < 0.25",
-    lambda draw, op: f"min(dpd, 30) == {draw(st.sampled_from([30, 0]))}",
-    lambda draw, op: "max(balance, $10) > $100",
-    lambda draw, op: 'lower(id) == "a1"',
-    lambda draw, op: f"balance / dpd > {draw(st.integers(1, 100))}",  # dpd = 0: both engines must fail alike
-    lambda draw, op: f"dpd * 2 + 1 {op} 41",
-    lambda draw, op: "-dpd < -5",
 ]
 
 
 @st.composite
-def conditions(draw: st.DrawFn, segments: list[str], with_action: bool, actions: list[str], depth: int = 0) -> str:
+def conditions(draw: st.DrawFn, segments: list[str], with_action: bool, actions: list[str], depth: int = 0,
+               timeless: bool = False) -> str:
     """A boolean expression over the fixed schema, earlier segments and (in
-    allow and forbid conditions) `action`."""
+    allow and forbid conditions) `action`; `timeless`: none of it reads time
+    (the caller passes only segments that do not either)."""
+    atoms = ATOMS if timeless else ATOMS + TIME_ATOMS
     if depth < 2 and draw(st.integers(0, 3)) == 0:
         kind = draw(st.sampled_from(["and", "or", "not", "paren"]))
-        inner = conditions(segments, with_action, actions, depth + 1)
+        inner = conditions(segments, with_action, actions, depth + 1, timeless)
         if kind == "not":
             return f"not {draw(inner)}"
         if kind == "paren":
             return f"({draw(inner)})"
         return f"{draw(inner)} {kind} {draw(inner)}"
     if draw(st.integers(0, 5)) == 0:
-        return draw(history_aggregates(actions))
-    kinds = len(ATOMS) + len(segments) + (3 if with_action else 0)
+        return draw(history_aggregates(actions, timeless))
+    kinds = len(atoms) + len(segments) + (3 if with_action else 0)
     index = draw(st.integers(0, kinds - 1))
-    if index < len(ATOMS):
-        return ATOMS[index](draw, draw(st.sampled_from(OPS)))
-    if index < len(ATOMS) + len(segments):
-        return segments[index - len(ATOMS)]
-    index -= len(ATOMS) + len(segments)
+    if index < len(atoms):
+        return atoms[index](draw, draw(st.sampled_from(OPS)))
+    if index < len(atoms) + len(segments):
+        return segments[index - len(atoms)]
+    index -= len(atoms) + len(segments)
     if index == 0:
         return f'action == "{draw(st.sampled_from(actions))}"'
     if index == 1:
@@ -142,10 +150,11 @@ def conditions(draw: st.DrawFn, segments: list[str], with_action: bool, actions:
 
 
 @st.composite
-def history_aggregates(draw: st.DrawFn, actions: list[str]) -> str:
+def history_aggregates(draw: st.DrawFn, actions: list[str], timeless: bool = False) -> str:
     """A comparison of a history aggregate: counts over calendar days and
     rolling hours, streaks, and the time since the last event (infinite
-    when there is none), with and without outcome filters."""
+    when there is none), with and without outcome filters; `timeless`: a
+    streak, the one aggregate time alone does not change."""
     names = "all" if draw(st.integers(0, 5)) == 0 else ", ".join(
         draw(st.lists(st.sampled_from(actions), min_size=1, max_size=2, unique=True)))
     where = ""
@@ -154,7 +163,7 @@ def history_aggregates(draw: st.DrawFn, actions: list[str]) -> str:
         negation = "not " if draw(st.integers(0, 3)) == 0 else ""
         where = f" where outcome {negation}in {{" + ", ".join(f'"{o}"' for o in outcomes) + "}"
     op = draw(st.sampled_from(OPS))
-    kind = draw(st.integers(0, 4))
+    kind = 2 if timeless else draw(st.integers(0, 4))
     if kind == 0:
         amount, unit = draw(st.integers(1, 3)), "days"
         return f"count({names} in {amount} {unit}{where}) {op} {draw(st.integers(0, 3))}"
@@ -220,7 +229,8 @@ def rules(draw: st.DrawFn, kinds: list[str], names: list[str], counted: list[str
         when = f" when {draw(conditions(segments, True, actions))}" if draw(st.integers(0, 9)) else ""
         return f"forbid {draw(targets(names))}{when}{draw(reasons())}"
     if kind == "window" and draw(st.integers(0, 2)) == 0:
-        return f"window {draw(targets(names))} {draw(hours_table(spec))}{draw(applies(segments, actions))}" \
+        table = draw(hours_table(spec))
+        return f"window {draw(targets(names))} {table}{draw(applies(spec.timeless_segments, actions))}" \
             + draw(reasons())
     if kind == "window":
         ranges = draw(time_ranges())
@@ -233,7 +243,7 @@ def rules(draw: st.DrawFn, kinds: list[str], names: list[str], counted: list[str
             text += f' except holidays "{draw(st.sampled_from(COUNTRIES))}"'
         elif holidays == 1:
             text += " except holidays country"
-        return text + draw(applies(segments, actions)) + draw(reasons())
+        return text + draw(applies(spec.timeless_segments, actions)) + draw(reasons())
     if kind == "limit":
         unit = draw(st.sampled_from(["days", "hours"]))
         amount = draw(st.sampled_from([1, 1, 2, 3, 7] if unit == "days" else [1, 2, 3, 24, 48]))
@@ -246,19 +256,21 @@ def rules(draw: st.DrawFn, kinds: list[str], names: list[str], counted: list[str
             outcomes = draw(st.lists(st.sampled_from(OUTCOMES), min_size=1, max_size=2, unique=True))
             negated = draw(st.sampled_from(["", "not "]))
             text += f" where outcome {negated}in {{" + ", ".join(f'"{o}"' for o in outcomes) + "}"
-        return text + draw(applies(segments, actions)) + draw(reasons())
+        return text + draw(applies(spec.timeless_segments, actions)) + draw(reasons())
     unit = draw(st.sampled_from(["days", "hours"]))
     amount = draw(st.sampled_from([1, 2, 3, 7] if unit == "days" else [1, 3, 24, 36]))
     (spec.hours if unit == "hours" else spec.days).append(amount)
     outcomes = draw(st.lists(st.sampled_from(OUTCOMES), min_size=1, max_size=2, unique=True))
     return (f"quiet {draw(targets(names))} for {amount} {unit} after " + ", ".join(f'"{o}"' for o in outcomes)
-            + f" on {draw(targets(counted))}{draw(applies(segments, actions))}{draw(reasons())}")
+            + f" on {draw(targets(counted))}{draw(applies(spec.timeless_segments, actions))}{draw(reasons())}")
 
 
 @st.composite
 def applies(draw: st.DrawFn, segments: list[str], actions: list[str]) -> str:
-    """A restriction's own `when` (a condition on the account), sometimes."""
-    return f" when {draw(conditions(segments, False, actions))}" if draw(st.integers(0, 2)) == 0 else ""
+    """A restriction's own `when` (a condition on the account that time
+    alone does not change: only the segments given, which do not read time)."""
+    return f" when {draw(conditions(segments, False, actions, timeless=True))}" \
+        if draw(st.integers(0, 2)) == 0 else ""
 
 
 @st.composite
@@ -342,8 +354,12 @@ def policies(draw: st.DrawFn) -> PolicySpec:
         lines.append("}")
     segments: list[str] = []
     for index in range(draw(st.integers(0, 3))):
-        lines.append(f"segment seg{index} when {draw(conditions(segments, False, actions))}")
+        timeless = draw(st.booleans())  # only these may serve in a restriction's `when`
+        visible = spec.timeless_segments if timeless else segments
+        lines.append(f"segment seg{index} when {draw(conditions(visible, False, actions, timeless=timeless))}")
         segments.append(f"seg{index}")
+        if timeless:
+            spec.timeless_segments.append(f"seg{index}")
     kinds = ["allow", "forbid", "limit", "limit", "quiet", "quiet"] + (["window"] * 3 if has_zone else [])
     for stage in stage_names:
         if draw(st.integers(0, 3)):

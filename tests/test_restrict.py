@@ -342,7 +342,7 @@ def include_dir() -> Iterator[Path]:
 def conditional_includes(draw: st.DrawFn) -> tuple[PolicySpec, str, list[Scenario]]:
     """A random policy as a baseline, included under a random condition."""
     spec = draw(policies())
-    condition = draw(conditions([], False, spec.actions))
+    condition = draw(conditions([], False, spec.actions, timeless=True))
     includer = f'policy "outer" version "1"\ninclude "generated.policy" when {condition}\nallow all\n'
     return spec, includer, draw(st.lists(scenarios(spec), min_size=1, max_size=3))
 
