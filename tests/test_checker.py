@@ -329,6 +329,11 @@ def test_e116_a_segment_cannot_refer_to_itself() -> None:
     assert_reported(source, "E116", "loop or")
 
 
+def test_e117_a_restriction_condition_reads_time() -> None:
+    source = ACCOUNT + ALLOW + "window sms 08:00-20:00 when days_since(opened) < 30\n"
+    assert_reported(source, "E117", "days_since(opened) < 30", words="reads `days_since(opened)`")
+
+
 def test_segments_may_use_earlier_segments_and_rules_any_segment() -> None:
     source = ACCOUNT + "segment a when dpd > 1\nsegment b when a and dpd < 9\nallow all when b or a\n"
     assert [d for d in diagnostics(source) if d.severity == "error"] == []
