@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from . import nodes as n
 from .errors import Diagnostic
 from .functions import FUNCTIONS
+from .suggest import did_you_mean, did_you_mean_aside
 from .values import NUMERIC, ValueProblem, default_value, reader_for, widest
 
 # Stable diagnostic codes. Never renumber: users suppress and grep by code.
@@ -168,7 +169,8 @@ class _Checker:
         declared_stages = {stage.name for stages in policy.stages for stage in stages.ranges}
         for block in policy.stage_blocks:
             if block.name not in declared_stages:
-                self.report("E103", f"unknown stage {block.name!r}", block.span)
+                self.report("E103", f"unknown stage {block.name!r}{did_you_mean(block.name, declared_stages)}",
+                            block.span)
             for rule in block.rules:
                 self.add_rule(rule)
         for rule in policy.rules:
@@ -236,11 +238,12 @@ class _Checker:
             for mapping in include.mappings:
                 if mapping.name not in theirs:
                     self.report("E102", f"{include.path} declares no action, group or event "
-                                f"{mapping.name!r}", mapping.span)
+                                f"{mapping.name!r}{did_you_mean(mapping.name, theirs)}", mapping.span)
+                ours = {*self.model.actions, *self.model.groups, *self.model.events}
                 for target in mapping.targets:
-                    if target not in self.model.actions and target not in self.model.groups \
-                            and target not in self.model.events:
-                        self.report("E102", f"unknown action or group {target!r}", mapping.span)
+                    if target not in ours:
+                        self.report("E102", f"unknown action or group {target!r}{did_you_mean(target, ours)}",
+                                    mapping.span)
             self.check_mappings(included)
 
     def check_dropped(self, baseline: n.PolicyFile, include: n.Include) -> None:
@@ -295,7 +298,8 @@ class _Checker:
         stages = policy.stages[0]
         fld = self.model.fields.get(stages.field)
         if fld is None:
-            self.report("E101", f"unknown field {stages.field!r}", stages.span)
+            self.report("E101", f"unknown field {stages.field!r}{did_you_mean(stages.field, self.model.fields)}",
+                        stages.span)
         elif fld.type.kind != "int":
             self.report("E109", f"stages need an int field; {stages.field!r} is {fld.type}", stages.span)
         self.model.stage_field = stages.field
@@ -377,8 +381,10 @@ class _Checker:
             if isinstance(rule.holidays, n.Ref):
                 fld = self.model.fields.get(rule.holidays.name)
                 if fld is None or fld.type.kind not in ("text", "enum"):
+                    texts = [name for name, f in self.model.fields.items() if f.type.kind in ("text", "enum")]
                     self.report("E101", f"holidays need a text field holding a country code; "
-                                f"{rule.holidays.name!r} is not one", rule.holidays.span)
+                                f"{rule.holidays.name!r} is not one{did_you_mean(rule.holidays.name, texts)}",
+                                rule.holidays.span)
             elif isinstance(rule.holidays, n.Literal):
                 self.check_country(rule.holidays)
         elif isinstance(rule, n.Limit):
@@ -408,7 +414,7 @@ class _Checker:
         for name in targets.names:
             if name not in known and name not in (skip or ()):
                 hint = " (it is a history event: it can be counted, not decided)" \
-                    if name in self.model.events else ""
+                    if name in self.model.events else did_you_mean(name, known)
                 self.report("E102", f"unknown action or group {name!r}{hint}", targets.span)
 
     def check_unallowed_actions(self) -> None:
@@ -490,7 +496,8 @@ class _Checker:
             self.report("E116", f"segment {expr.name!r} is declared later; segments may only use "
                         "segments declared before them", expr.span)
             return None
-        self.report("E101", f"unknown name {expr.name!r}: not a field of `account` or a segment", expr.span)
+        self.report("E101", f"unknown name {expr.name!r}: not a field of `account` or a segment"
+                    f"{did_you_mean(expr.name, [*self.model.fields, *scope.segments])}", expr.span)
         return None
 
     def arithmetic_type(self, expr: n.Arithmetic, scope: _Scope) -> str | None:
@@ -562,7 +569,8 @@ class _Checker:
     def call_type(self, expr: n.Call, scope: _Scope) -> str | None:
         function = FUNCTIONS.get(expr.name)
         if function is None:
-            self.report("E104", f"unknown function {expr.name!r}; the library has "
+            self.report("E104", f"unknown function {expr.name!r}{did_you_mean_aside(expr.name, FUNCTIONS)}; "
+                        "the library has "
                         + ", ".join(sorted(FUNCTIONS)), expr.span)
             return None
         if len(expr.args) != function.arity:

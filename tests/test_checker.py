@@ -458,8 +458,8 @@ def test_mapping_names_must_exist_on_both_sides(tmp_path: Path) -> None:
     main = write(tmp_path / "main.policy", source)
     _, found = check(load_text(source, str(main)))
     errors = [(d.code, d.span.line, d.message) for d in found if d.severity == "error"]
-    assert ("E102", 2, "base.policy declares no action, group or event 'voise'") in errors
-    assert ("E102", 2, "unknown action or group 'smss'") in errors
+    assert ("E102", 2, "base.policy declares no action, group or event 'voise'; did you mean 'voice'?") in errors
+    assert ("E102", 2, "unknown action or group 'smss'; did you mean 'sms'?") in errors
 
 
 def test_an_includer_cannot_change_a_baseline_default(tmp_path: Path) -> None:
