@@ -40,6 +40,7 @@ CODES = {
     "E114": "condition is not a boolean",
     "E115": "not a member of the enumeration",
     "E116": "segment refers to a later segment",
+    "E117": "outcome not declared",
     "W201": "action that no stage allows",
     "W202": "stage field values outside every stage",
     "W203": "forbid without `because`",
@@ -61,8 +62,9 @@ class Model:
     fields: dict[str, n.Field] = field(default_factory=dict)
     actions: list[str] = field(default_factory=list)  # decided, in declared order
     events: list[str] = field(default_factory=list)  # history-only names
-    # The history outcomes the policy knows: every outcome its rules name (a
-    # policy-level declaration, when there is one, adds to and checks these).
+    # The history outcomes the policy knows: those its `outcomes` blocks
+    # declare (all files, baselines first, in order), then any other that its
+    # rules name (only possible when nothing is declared).
     outcomes: list[str] = field(default_factory=list)
     outcomes_declared: bool = False  # True when the policy lists its outcomes: then no other is valid
     groups: dict[str, list[str]] = field(default_factory=dict)
@@ -176,8 +178,7 @@ class _Checker:
         for rule in policy.rules:
             self.add_rule(rule)
         self.model.allows.sort(key=lambda allow: allow.stage is None)
-        self.model.outcomes = list(dict.fromkeys(
-            outcome for rule in self.model.restrictions for outcome in (getattr(rule, "outcomes", None) or ())))
+        self.check_outcomes([*(baseline for baseline, _ in baselines), policy])
         self.check_unallowed_actions()
         for baseline, _ in baselines:
             self.check_dropped(baseline, _include_of(policy, baseline))
@@ -228,6 +229,47 @@ class _Checker:
                     self.report("E106", f"{name!r} is declared both as an action and as an event", events.span)
                 elif name not in model.events:
                     model.events.append(name)
+
+    def check_outcomes(self, files: list[n.PolicyFile]) -> None:
+        """Merge the `outcomes` declarations of the policy and its baselines
+        (a union: an includer may add outcomes, never take one away, or the
+        baseline's own rules would stop checking) and hold every rule to it.
+        One declaration anywhere closes the vocabulary for every rule, the
+        baselines' included, so a spelling such as "Conversation" that no
+        history will ever carry is caught here, not in production."""
+        model = self.model
+        declared: dict[str, n.Span] = {}
+        for source_file in files:
+            here: set[str] = set()
+            for block in source_file.outcomes:
+                model.outcomes_declared = True
+                for name in block.names:
+                    if name in here:
+                        self.report("E106", f"outcome {name!r} declared twice", block.span)
+                    here.add(name)
+                    declared.setdefault(name, block.span)
+        named = dict.fromkeys(outcome for rule in model.restrictions for outcome in _outcomes_of(rule))
+        model.outcomes = list(declared) + [outcome for outcome in named if outcome not in declared]
+        if not model.outcomes_declared:
+            return
+        where = ", ".join(dict.fromkeys(span.location for span in declared.values())) or "an empty `outcomes {}`"
+        for rule in model.restrictions:
+            for outcome in dict.fromkeys(_outcomes_of(rule)):
+                if outcome not in declared:
+                    self.report("E117", f"outcome {outcome!r} is not declared (outcomes: {where})"
+                                f"{did_you_mean(outcome, declared)}", self.outcome_span(rule, outcome))
+
+    def outcome_span(self, rule: n.Restriction, outcome: str) -> n.Span:
+        """Where `"outcome"` is written inside `rule` (the rule when it cannot
+        be found, e.g. written with escapes)."""
+        lines = self.model.sources.get(rule.span.file, "").split("\n")
+        quoted = f'"{outcome}"'
+        for number in range(rule.span.line, min(rule.span.end_line, len(lines)) + 1):
+            text = lines[number - 1]
+            start = text.find(quoted, rule.span.column - 1 if number == rule.span.line else 0)
+            if start >= 0:
+                return n.Span(rule.span.file, number, start + 1, number, start + 1 + len(quoted))
+        return rule.span
 
     def check_mappings(self, policy: n.PolicyFile) -> None:
         """`with { name = ours }`: the left names must be the baseline's, the
@@ -659,6 +701,14 @@ def _names_in_rules(source: n.PolicyFile) -> set[str]:
             if targets is not None:
                 names.update(targets.names)
     return names
+
+
+def _outcomes_of(rule: n.Restriction) -> tuple[str, ...]:
+    """The history outcomes a rule names: a limit's `where outcome` filter,
+    a quiet period's `after` list."""
+    if isinstance(rule, (n.Limit, n.Quiet)):
+        return rule.outcomes or ()
+    return ()
 
 
 def _default_text(fld: n.Field) -> str:

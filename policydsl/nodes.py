@@ -215,6 +215,16 @@ class Events:
 
 
 @dataclass(frozen=True)
+class Outcomes:
+    """`outcomes { conversation, no_answer }`: the history outcomes a policy
+    knows. Once declared, a rule naming any other outcome is an error, and
+    history naming one is reported rather than silently never matched."""
+
+    names: tuple[str, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
 class StageRange:
     """An inclusive range of the stage field; None is an open end."""
 
@@ -391,4 +401,5 @@ class PolicyFile:
     stage_blocks: tuple[StageBlock, ...] = ()
     rules: tuple[Rule, ...] = ()  # top level: apply in every stage
     included: tuple[PolicyFile, ...] = field(default=(), compare=False)
+    outcomes: tuple[Outcomes, ...] = ()
 
