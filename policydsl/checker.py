@@ -75,16 +75,35 @@ class Model:
     restrictions: list[n.Restriction] = field(default_factory=list)
     zone_field: str | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    # expand()'s index of actions and events; rebuilt when either list grows
+    _order: dict[tuple[int, int], dict[str, int]] = field(default_factory=dict, repr=False, compare=False)
 
     def expand(self, targets: n.Targets, with_events: bool = False) -> tuple[str, ...]:
-        """Action names a target list denotes, in declared order."""
-        universe = self.actions + (self.events if with_events else [])
+        """Action names a target list denotes, in declared order. It costs
+        what it returns, not the number of actions: every rule is expanded by
+        several checks and lints, so a scan of all actions per call made a
+        policy with many actions and rules quadratic."""
         if targets.all:
-            return tuple(universe)
-        chosen: set[str] = set()
-        for name in targets.names:
-            chosen.update(self.groups.get(name, [name]))
-        return tuple(name for name in universe if name in chosen)
+            return tuple(self.actions + self.events) if with_events else tuple(self.actions)
+        order = self._positions()
+        chosen = {member for name in targets.names for member in self.groups.get(name, [name])
+                  if member in order and (with_events or order[member] < len(self.actions))}
+        return tuple(sorted(chosen, key=order.__getitem__))
+
+    def is_action(self, name: str) -> bool:
+        position = self._positions().get(name)
+        return position is not None and position < len(self.actions)
+
+    def is_event(self, name: str) -> bool:
+        return self._positions().get(name, -1) >= len(self.actions)
+
+    def _positions(self) -> dict[str, int]:
+        """Actions then events, each with its place in that order."""
+        key = (len(self.actions), len(self.events))
+        if key not in self._order:
+            self._order.clear()
+            self._order[key] = {name: place for place, name in enumerate([*self.actions, *self.events])}
+        return self._order[key]
 
     def expand_in_order(self, targets: n.Targets) -> tuple[str, ...]:
         """Decided actions a target list denotes, in the order written (for an
@@ -164,9 +183,9 @@ class _Checker:
             self.check_segments(baseline)
         self.check_segments(policy)
         for baseline, mapping in baselines:
+            mapped_in = {name for targets in mapping.values() for name in targets}
             for rule in baseline.rules:
                 if not isinstance(rule, n.Allow):
-                    mapped_in = {name for targets in mapping.values() for name in targets}
                     self.add_restriction(_mapped(rule, mapping), reported=mapped_in)
         declared_stages = {stage.name for stages in policy.stages for stage in stages.ranges}
         for block in policy.stage_blocks:
@@ -204,28 +223,34 @@ class _Checker:
             elif own and fld.default is None:
                 model.fields[fld.name] = fld  # requiring a value only tightens the baseline
         plain_here: set[str] = set()
+        declared = set(model.actions)  # membership in constant time: a list scan made 100,000 actions take minutes
+        group_members = {group: set(members) for group, members in model.groups.items()}
         for line in source.actions:
             for member in line.members:
                 if mapping.get(member, (member,)) != (member,):
                     continue  # mapped onto the includer's actions
                 if member in model.groups:
                     self.report("E106", f"{member!r} is already a group", line.span)
-                elif member not in model.actions:
+                elif member not in declared:
                     model.actions.append(member)
+                    declared.add(member)
                 elif own and line.group is None and member in plain_here:
                     self.report("E106", f"action {member!r} declared twice", line.span)
                 if line.group is None:
                     plain_here.add(member)
             if line.group is not None and mapping.get(line.group, (line.group,)) == (line.group,):
-                if line.group in model.actions:
+                if line.group in declared:
                     self.report("E106", f"{line.group!r} is already an action", line.span)
                     continue
                 members = model.groups.setdefault(line.group, [])
-                resolved = _apply_mapping(line.members, mapping)
-                members.extend(m for m in resolved if m not in members)
+                present = group_members.setdefault(line.group, set())
+                for resolved in _apply_mapping(line.members, mapping):
+                    if resolved not in present:
+                        members.append(resolved)
+                        present.add(resolved)
         for events in source.events:
             for name in events.names:
-                if name in model.actions:
+                if name in declared:
                     self.report("E106", f"{name!r} is declared both as an action and as an event", events.span)
                 elif name not in model.events:
                     model.events.append(name)
@@ -298,12 +323,12 @@ class _Checker:
         for allow in self.model.allows:
             if allow.span.file == root.path:
                 reached.update(self.model.expand(allow.targets))
+        restricted = {action for rule in baseline.rules if not isinstance(rule, (n.Allow, n.Forbid))
+                      for action in self.model.expand(rule.targets)}  # once, not once per action
+        actions = set(self.model.actions)
         for line in baseline.actions:
             for member in line.members:
-                restricted = any(not isinstance(rule, (n.Allow, n.Forbid)) and
-                                 member in self.model.expand(_mapped(rule, {}).targets)
-                                 for rule in baseline.rules)
-                if member in self.model.actions and restricted and member not in reached:
+                if member in actions and member in restricted and member not in reached:
                     self.report("W308", f"{member!r} of {baseline.path} is restricted there but maps to none of "
                                 f"this policy's actions: map it with `with {{ {member} = ... }}`",
                                 include.span)
@@ -452,9 +477,11 @@ class _Checker:
         return _Scope(names, names, action=action)
 
     def check_targets(self, targets: n.Targets, with_events: bool = False, skip: set[str] | None = None) -> None:
-        known = set(self.model.actions) | set(self.model.groups) | (set(self.model.events) if with_events else set())
+        model = self.model
         for name in targets.names:
-            if name not in known and name not in (skip or ()):
+            if not (model.is_action(name) or name in model.groups or (with_events and model.is_event(name))
+                    or name in (skip or ())):
+                known = [*model.actions, *model.groups, *(model.events if with_events else ())]
                 hint = " (it is a history event: it can be counted, not decided)" \
                     if name in self.model.events else did_you_mean(name, known)
                 self.report("E102", f"unknown action or group {name!r}{hint}", targets.span)
@@ -465,18 +492,36 @@ class _Checker:
         allowed: set[str] = set()
         for allow in self.model.allows:
             allowed.update(self.model.expand(allow.targets))
+        allowed.update(self.forbidden_on_purpose())
         own = [member for line in self.model.policy.actions for member in line.members]
-        for name in dict.fromkeys(own):
-            if name in self.model.actions and name not in allowed:
-                span = self.action_span(name)
-                self.report("W201", f"no stage allows {name!r}: it will always be blocked", span)
+        unallowed = [name for name in dict.fromkeys(own) if name not in allowed]
+        if not unallowed:
+            return
+        actions, spans = set(self.model.actions), self.action_spans()
+        for name in unallowed:
+            if name in actions:
+                self.report("W201", f"no stage allows {name!r}: it will always be blocked",
+                            spans.get(name, self.model.policy.header.span))
 
-    def action_span(self, name: str) -> n.Span:
+    def forbidden_on_purpose(self) -> set[str]:
+        """Actions forbidden everywhere, unconditionally, with a reason:
+        conduct declared in order to forbid it (`threaten`, cited). That no
+        stage allows them is the point, not a slip, so W201 keeps quiet."""
+        deliberate: set[str] = set()
+        for rule in self.model.restrictions:
+            if isinstance(rule, n.Forbid) and rule.condition is None and rule.stage is None \
+                    and (rule.reason.because or rule.reason.cite):
+                deliberate.update(self.model.expand(rule.targets))
+        return deliberate
+
+    def action_spans(self) -> dict[str, n.Span]:
+        """Where each action is first declared (one pass, not one per action)."""
+        spans: dict[str, n.Span] = {}
         for source_file in _all_files(self.model.policy):
             for line in source_file.actions:
-                if name in line.members:
-                    return line.span
-        return self.model.policy.header.span
+                for member in line.members:
+                    spans.setdefault(member, line.span)
+        return spans
 
     # ------------------------------------------------------------ expressions
     def expect_bool(self, expr: n.Expr, scope: _Scope) -> None:
@@ -748,12 +793,7 @@ def _resolution(source: n.PolicyFile, mapping: dict[str, tuple[str, ...]]) -> di
 
 
 def _apply_mapping(names: tuple[str, ...], mapping: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
-    out: list[str] = []
-    for name in names:
-        for mapped in mapping.get(name, (name,)):
-            if mapped not in out:
-                out.append(mapped)
-    return tuple(out)
+    return tuple(dict.fromkeys(mapped for name in names for mapped in mapping.get(name, (name,))))
 
 
 def _map_targets(targets: n.Targets, mapping: dict[str, tuple[str, ...]]) -> n.Targets:

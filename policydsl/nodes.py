@@ -318,6 +318,15 @@ class DaySpec:
     last: str
     span: Span
 
+    def weekdays(self) -> tuple[int, ...]:
+        """The days it covers, Monday 0: a span that passes Sunday wraps
+        round (`fri..mon` is fri, sat, sun, mon), as the engines read it."""
+        first, last = WEEKDAYS.index(self.first), WEEKDAYS.index(self.last)
+        return tuple((first + step) % 7 for step in range((last - first) % 7 + 1))
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
 
 @dataclass(frozen=True)
 class Window:

@@ -26,7 +26,7 @@ MAX_NAME_LENGTH = 64
 MAX_NESTING = 64
 MAX_TREE_DEPTH = 100
 
-DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAY_NAMES = n.WEEKDAYS
 
 # How expected tokens read to a policy author. Anything not listed is shown
 # as its literal text in quotes.

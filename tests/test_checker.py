@@ -619,3 +619,8 @@ def test_a_baselines_segments_come_along_and_cannot_be_redeclared(tmp_path: Path
                   "segment risky when score > 0.9\nallow all\n")
     _, found = check(load_text(clash.read_text(encoding="utf-8"), str(clash)))
     assert [(d.code, d.span.line) for d in found if d.severity == "error"] == [("E106", 3)]
+
+
+def test_e117_outcome_not_declared() -> None:
+    source = ACCOUNT + ALLOW + 'outcomes { conversation }\nquiet sms for 1 day after "converstion" on call\n'
+    assert_reported(source, "E117", '"converstion"', words="did you mean 'conversation'?")
