@@ -243,9 +243,10 @@ class _Forbidden:
         self.actions = len(model.actions)
         self.stages = stages
         self.numeric = _numeric_fields(model)
-        self.everywhere: set[str] = set()  # blocked in every stage and outside them
-        self.in_stage: dict[str, set[str]] = {}  # by forbids inside a stage block
-        self.by_runs: list[tuple[list[tuple[int, int]], tuple[str, ...]]] = []  # forbids reading the stage field
+        # action -> a forbid blocking it: in every stage and outside them; in one stage (stage blocks)
+        self.everywhere: dict[str, n.Forbid] = {}
+        self.in_stage: dict[str, dict[str, n.Forbid]] = {}
+        self.by_runs: list[tuple[list[tuple[int, int]], frozenset[str], n.Forbid]] = []  # reading the stage field
         self.blocked: dict[str | None, set[str]] = {}
         for rule in model.restrictions:
             if isinstance(rule, n.Forbid):
@@ -255,16 +256,19 @@ class _Forbidden:
         if rule.stage is not None:
             if rule.condition is None or truth(rule.condition, self.stages.domain(rule.stage), self.numeric) \
                     is Truth.TRUE:
-                self.in_stage.setdefault(rule.stage, set()).update(targets)
+                blocked = self.in_stage.setdefault(rule.stage, {})
+                for action in targets:
+                    blocked.setdefault(action, rule)
             return
         if rule.condition is None or truth(rule.condition, {}, self.numeric) is Truth.TRUE:
-            self.everywhere.update(targets)
+            for action in targets:
+                self.everywhere.setdefault(action, rule)
             return
         limits = self.stage_constants(rule.condition)
         if limits and self.stages.ordered:
             runs = self.true_runs(rule.condition, limits, 0, len(self.stages.ordered) - 1)
             if runs:
-                self.by_runs.append((runs, targets))
+                self.by_runs.append((runs, frozenset(targets), rule))
 
     def stage_constants(self, condition: n.Expr) -> list[Decimal]:
         """The constants `condition` compares the stage field with, sorted."""
@@ -291,31 +295,34 @@ class _Forbidden:
             position = self.stages.index.get(stage) if stage is not None else None
             if stage is not None and position is not None:
                 blocked.update(self.in_stage.get(stage, ()))
-                for runs, targets in self.by_runs:
+                for runs, targets, _ in self.by_runs:
                     if len(blocked) == self.actions:
                         break
-                    if any(first <= position <= last for first, last in runs):
+                    if _inside_runs(runs, position):
                         blocked.update(targets)
             self.blocked[stage] = blocked
         return self.blocked[stage]
+
+    def blocker(self, action: str, stage: str | None) -> n.Forbid:
+        """A forbid that blocks `action` for every account of `stage` (the one
+        a W303 message cites), found without judging any condition again."""
+        found = self.everywhere.get(action) or self.in_stage.get(stage or "", {}).get(action)
+        position = self.stages.index.get(stage) if stage is not None else None
+        if found is None and position is not None:
+            found = next(rule for runs, targets, rule in self.by_runs
+                         if action in targets and _inside_runs(runs, position))
+        assert found is not None
+        return found
+
+
+def _inside_runs(runs: list[tuple[int, int]], position: int) -> bool:
+    return any(first <= position <= last for first, last in runs)
 
 
 def _any_inside(limits: list[Decimal], interval: Interval) -> bool:
     """Whether one of the sorted `limits` lies in `interval` (its bounds included)."""
     start = 0 if interval.low is None else bisect.bisect_left(limits, interval.low)
     return start < len(limits) and (interval.high is None or limits[start] <= interval.high)
-
-
-def _first_blocker(model: Model, stages: _Stages, action: str, stage: str | None) -> n.Forbid:
-    """The first forbid that blocks `action` for every account of `stage`
-    (only asked for the one allow a warning is about, so a plain scan)."""
-    numeric = _numeric_fields(model)
-    for rule in model.restrictions:
-        if isinstance(rule, n.Forbid) and (rule.stage is None or rule.stage == stage) \
-                and action in model.expand(rule.targets) \
-                and (rule.condition is None or truth(rule.condition, stages.domain(stage), numeric) is Truth.TRUE):
-            return rule
-    raise LookupError(action)
 
 
 def _unusable_allows(model: Model, stages: _Stages) -> Iterator[Diagnostic]:
@@ -332,7 +339,7 @@ def _unusable_allows(model: Model, stages: _Stages) -> Iterator[Diagnostic]:
         actions = model.expand(allow.targets)
         where: list[str | None] = [allow.stage] if allow.stage is not None else everywhere
         if actions and all(forbidden.of(stage).issuperset(actions) for stage in where):
-            first = _first_blocker(model, stages, actions[0], where[0])
+            first = forbidden.blocker(actions[0], where[0])
             yield Diagnostic("W303", "warning", f"this allow can never take effect: always forbidden by "
                              f"{first.span.location}", allow.span)
 
