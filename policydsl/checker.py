@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 from . import nodes as n
+from . import suppress
 from .errors import Diagnostic
 from .functions import FUNCTIONS
 from .suggest import did_you_mean, did_you_mean_aside
@@ -52,6 +53,7 @@ CODES = {
     "W306": "duplicate rule",
     "W307": "window wider than the baseline's",
     "W308": "part of an included policy that does not carry over or reaches nothing",
+    "W309": "suppression that matches nothing or cannot apply",
 }
 
 @dataclass
@@ -75,6 +77,8 @@ class Model:
     restrictions: list[n.Restriction] = field(default_factory=list)
     zone_field: str | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    # warnings silenced by `# policy: ignore[CODE]` comments (see suppress.py)
+    suppressed: list[Diagnostic] = field(default_factory=list)
     # expand()'s index of actions and events; rebuilt when either list grows
     _order: dict[tuple[int, int], dict[str, int]] = field(default_factory=dict, repr=False, compare=False)
 
@@ -152,9 +156,11 @@ def check(policy: n.PolicyFile) -> tuple[Model, list[Diagnostic]]:
 
     checker = _Checker(policy)
     checker.run()
-    if not any(d.severity == "error" for d in checker.diagnostics):
+    clean = not any(d.severity == "error" for d in checker.diagnostics)
+    if clean:
         checker.diagnostics.extend(lint(checker.model))
-    diagnostics = sorted(checker.diagnostics, key=lambda d: (d.span.file, d.span.line, d.span.column, d.code))
+    shown, checker.model.suppressed = suppress.apply(policy, checker.diagnostics, CODES, report_unused=clean)
+    diagnostics = sorted(shown, key=lambda d: (d.span.file, d.span.line, d.span.column, d.code))
     return checker.model, diagnostics
 
 
