@@ -624,3 +624,8 @@ def test_a_baselines_segments_come_along_and_cannot_be_redeclared(tmp_path: Path
 def test_e117_outcome_not_declared() -> None:
     source = ACCOUNT + ALLOW + 'outcomes { conversation }\nquiet sms for 1 day after "converstion" on call\n'
     assert_reported(source, "E117", '"converstion"', words="did you mean 'conversation'?")
+
+
+def test_w309_suppression_that_matches_nothing() -> None:
+    source = ACCOUNT + ALLOW + "forbid sms when dpd > 3  # policy: ignore[W306]\n"
+    assert_reported(source, "W309", "# policy", words="`ignore[W306]` suppresses nothing here")
