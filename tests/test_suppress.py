@@ -23,7 +23,8 @@ actions {
 allow sms
 # policy: ignore[W303]
 allow sms when dpd > 5 and dpd < 3
-forbid sms when b > 100000000000000000000000000000000000 and b > 100000000000000000000000000000000000000000 and b > 2  # policy: ignore[W203]
+forbid sms when b > 100000000000000000000000000000000000 and b > 100000000000000000000000000000000000000000 \
+and b > 2  # policy: ignore[W203]
 """
 
 
@@ -35,7 +36,7 @@ def codes(source: str) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
 def test_a_trailing_or_preceding_comment_silences_the_warning_of_its_item() -> None:
     shown, suppressed = codes(SOURCE)
     assert shown == []
-    assert sorted(suppressed) == [("W201", 5), ("W203", 10), ("W303", 9)]
+    assert sorted(suppressed) == [("W201", 5), ("W203", 10), ("W303", 9)]  # W203: on the rule's last line
 
 
 def test_without_the_comments_the_warnings_are_shown() -> None:
