@@ -265,10 +265,25 @@ class _Forbidden:
                 self.everywhere.setdefault(action, rule)
             return
         limits = self.stage_constants(rule.condition)
-        if limits and self.stages.ordered:
+        if limits and self.stages.ordered and self.may_become(rule.condition, Truth.TRUE):
             runs = self.true_runs(rule.condition, limits, 0, len(self.stages.ordered) - 1)
             if runs:
                 self.by_runs.append((runs, frozenset(targets), rule))
+
+    def may_become(self, expr: n.Expr, wanted: Truth) -> bool:
+        """Whether knowing the stage could make `expr` judged `wanted`: not
+        when a part that must be, reads no stage field and stays unknown
+        (`dpd > 30 and "x" in flags` is never always true in any stage, so
+        its stages need not be searched)."""
+        if isinstance(expr, n.Not):
+            return self.may_become(expr.operand, Truth.FALSE if wanted is Truth.TRUE else Truth.TRUE)
+        if isinstance(expr, n.BoolOp):
+            every = (expr.op == "and") == (wanted is Truth.TRUE)  # and-TRUE, or-FALSE: every operand must be
+            results = (self.may_become(operand, wanted) for operand in expr.operands)
+            return all(results) if every else any(results)
+        if self.stage_constants(expr):
+            return True
+        return truth(expr, {}, self.numeric) is wanted
 
     def stage_constants(self, condition: n.Expr) -> list[Decimal]:
         """The constants `condition` compares the stage field with, sorted."""
