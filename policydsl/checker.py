@@ -20,10 +20,12 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 from . import nodes as n
+from . import suppress
 from .errors import AccountError, Diagnostic
 from .formatter import canonical_rule, canonical_text
 from .functions import FUNCTIONS
 from .runtime import Decision, Provenance, RuleInfo
+from .suggest import did_you_mean, did_you_mean_aside
 from .timeline import reads_time
 from .values import NUMERIC, ValueProblem, default_value, reader_for, widest
 
@@ -51,6 +53,7 @@ CODES = {
     "E115": "not a member of the enumeration",
     "E116": "segment refers to a later segment",
     "E117": "condition on a window, limit, quiet period or include reads time",
+    "E118": "outcome not declared",
     "W201": "action that no stage allows",
     "W202": "stage field values outside every stage",
     "W203": "forbid without `because`",
@@ -63,6 +66,7 @@ CODES = {
     "W307": "window wider than the baseline's",
     "W308": "part of an included policy that does not carry over or reaches nothing",
     "W309": "windows for one action never open together",
+    "W310": "suppression that matches nothing or cannot apply",
 }
 
 @dataclass
@@ -73,8 +77,9 @@ class Model:
     fields: dict[str, n.Field] = field(default_factory=dict)
     actions: list[str] = field(default_factory=list)  # decided, in declared order
     events: list[str] = field(default_factory=list)  # history-only names
-    # The history outcomes the policy knows: every outcome its rules name (a
-    # policy-level declaration, when there is one, adds to and checks these).
+    # The history outcomes the policy knows: those its `outcomes` blocks
+    # declare (all files, baselines first, in order), then any other that its
+    # rules name (only possible when nothing is declared).
     outcomes: list[str] = field(default_factory=list)
     outcomes_declared: bool = False  # True when the policy lists its outcomes: then no other is valid
     groups: dict[str, list[str]] = field(default_factory=dict)
@@ -88,16 +93,37 @@ class Model:
     # What decisions call each node they can cite (rules, stage ranges, the
     # stages block, segments, the header), by the node's span: see assign_ids.
     ids: dict[n.Span, str] = field(default_factory=dict)
+    # warnings silenced by `# policy: ignore[CODE]` comments (see suppress.py)
+    suppressed: list[Diagnostic] = field(default_factory=list)
+    # expand()'s index of actions and events; rebuilt when either list grows
+    _order: dict[tuple[int, int], dict[str, int]] = field(default_factory=dict, repr=False, compare=False)
 
     def expand(self, targets: n.Targets, with_events: bool = False) -> tuple[str, ...]:
-        """Action names a target list denotes, in declared order."""
-        universe = self.actions + (self.events if with_events else [])
+        """Action names a target list denotes, in declared order. It costs
+        what it returns, not the number of actions: every rule is expanded by
+        several checks and lints, so a scan of all actions per call made a
+        policy with many actions and rules quadratic."""
         if targets.all:
-            return tuple(universe)
-        chosen: set[str] = set()
-        for name in targets.names:
-            chosen.update(self.groups.get(name, [name]))
-        return tuple(name for name in universe if name in chosen)
+            return tuple(self.actions + self.events) if with_events else tuple(self.actions)
+        order = self._positions()
+        chosen = {member for name in targets.names for member in self.groups.get(name, [name])
+                  if member in order and (with_events or order[member] < len(self.actions))}
+        return tuple(sorted(chosen, key=order.__getitem__))
+
+    def is_action(self, name: str) -> bool:
+        position = self._positions().get(name)
+        return position is not None and position < len(self.actions)
+
+    def is_event(self, name: str) -> bool:
+        return self._positions().get(name, -1) >= len(self.actions)
+
+    def _positions(self) -> dict[str, int]:
+        """Actions then events, each with its place in that order."""
+        key = (len(self.actions), len(self.events))
+        if key not in self._order:
+            self._order.clear()
+            self._order[key] = {name: place for place, name in enumerate([*self.actions, *self.events])}
+        return self._order[key]
 
     def expand_in_order(self, targets: n.Targets) -> tuple[str, ...]:
         """Decided actions a target list denotes, in the order written (for an
@@ -233,9 +259,11 @@ def check(policy: n.PolicyFile) -> tuple[Model, list[Diagnostic]]:
 
     checker = _Checker(policy)
     checker.run()
-    if not any(d.severity == "error" for d in checker.diagnostics):
+    clean = not any(d.severity == "error" for d in checker.diagnostics)
+    if clean:
         checker.diagnostics.extend(lint(checker.model))
-    diagnostics = sorted(checker.diagnostics, key=lambda d: (d.span.file, d.span.line, d.span.column, d.code))
+    shown, checker.model.suppressed = suppress.apply(policy, checker.diagnostics, CODES, report_unused=clean)
+    diagnostics = sorted(shown, key=lambda d: (d.span.file, d.span.line, d.span.column, d.code))
     return checker.model, diagnostics
 
 
@@ -243,7 +271,8 @@ class _Checker:
     def __init__(self, policy: n.PolicyFile) -> None:
         self.model = Model(policy)
         self.diagnostics: list[Diagnostic] = []
-        self.history_outcomes: list[str] = []  # outcomes named by history aggregates, for Model.outcomes
+        # outcomes named by history aggregates, with where: for Model.outcomes and the declared vocabulary
+        self.history_outcomes: list[tuple[str, n.Span]] = []
 
     def report(self, code: str, message: str, span: n.Span, severity: str | None = None) -> None:
         level = severity or ("warning" if code.startswith("W") else "error")
@@ -279,15 +308,14 @@ class _Checker:
         declared_stages = {stage.name for stages in policy.stages for stage in stages.ranges}
         for block in policy.stage_blocks:
             if block.name not in declared_stages:
-                self.report("E103", f"unknown stage {block.name!r}", block.span)
+                self.report("E103", f"unknown stage {block.name!r}{did_you_mean(block.name, declared_stages)}",
+                            block.span)
             for rule in block.rules:
                 self.add_rule(rule)
         for rule in policy.rules:
             self.add_rule(rule)
         self.model.allows.sort(key=lambda allow: allow.stage is None)
-        self.model.outcomes = list(dict.fromkeys(
-            [*(outcome for rule in self.model.restrictions for outcome in (getattr(rule, "outcomes", None) or ())),
-             *self.history_outcomes]))
+        self.check_outcomes([*(baseline for baseline, _ in baselines), policy])
         self.check_unallowed_actions()
         for baseline, _ in baselines:
             self.check_dropped(baseline, _include_of(policy, baseline))
@@ -348,31 +376,83 @@ class _Checker:
             elif own and fld.default is None:
                 model.fields[fld.name] = fld  # requiring a value only tightens the baseline
         plain_here: set[str] = set()
+        declared = set(model.actions)  # membership in constant time: a list scan made 100,000 actions take minutes
+        group_members = {group: set(members) for group, members in model.groups.items()}
         for line in source.actions:
             for member in line.members:
                 if mapping.get(member, (member,)) != (member,):
                     continue  # mapped onto the includer's actions
                 if member in model.groups:
                     self.report("E106", f"{member!r} is already a group", line.span)
-                elif member not in model.actions:
+                elif member not in declared:
                     model.actions.append(member)
+                    declared.add(member)
                 elif own and line.group is None and member in plain_here:
                     self.report("E106", f"action {member!r} declared twice", line.span)
                 if line.group is None:
                     plain_here.add(member)
             if line.group is not None and mapping.get(line.group, (line.group,)) == (line.group,):
-                if line.group in model.actions:
+                if line.group in declared:
                     self.report("E106", f"{line.group!r} is already an action", line.span)
                     continue
                 members = model.groups.setdefault(line.group, [])
-                resolved = _apply_mapping(line.members, mapping)
-                members.extend(m for m in resolved if m not in members)
+                present = group_members.setdefault(line.group, set())
+                for resolved in _apply_mapping(line.members, mapping):
+                    if resolved not in present:
+                        members.append(resolved)
+                        present.add(resolved)
         for events in source.events:
             for name in events.names:
-                if name in model.actions:
+                if name in declared:
                     self.report("E106", f"{name!r} is declared both as an action and as an event", events.span)
                 elif name not in model.events:
                     model.events.append(name)
+
+    def check_outcomes(self, files: list[n.PolicyFile]) -> None:
+        """Merge the `outcomes` declarations of the policy and its baselines
+        (a union: an includer may add outcomes, never take one away, or the
+        baseline's own rules would stop checking) and hold every rule to it.
+        One declaration anywhere closes the vocabulary for every rule, the
+        baselines' included, so a spelling such as "Conversation" that no
+        history will ever carry is caught here, not in production."""
+        model = self.model
+        declared: dict[str, n.Span] = {}
+        for source_file in files:
+            here: set[str] = set()
+            for block in source_file.outcomes:
+                model.outcomes_declared = True
+                for name in block.names:
+                    if name in here:
+                        self.report("E106", f"outcome {name!r} declared twice", block.span)
+                    here.add(name)
+                    declared.setdefault(name, block.span)
+        named = dict.fromkeys([*(outcome for rule in model.restrictions for outcome in _outcomes_of(rule)),
+                               *(outcome for outcome, _ in self.history_outcomes)])
+        model.outcomes = list(declared) + [outcome for outcome in named if outcome not in declared]
+        if not model.outcomes_declared:
+            return
+        where = ", ".join(dict.fromkeys(span.location for span in declared.values())) or "an empty `outcomes {}`"
+        for rule in model.restrictions:
+            for outcome in dict.fromkeys(_outcomes_of(rule)):
+                if outcome not in declared:
+                    self.report("E118", f"outcome {outcome!r} is not declared (outcomes: {where})"
+                                f"{did_you_mean(outcome, declared)}", self.outcome_span(rule, outcome))
+        for outcome, span in self.history_outcomes:
+            if outcome not in declared:
+                self.report("E118", f"outcome {outcome!r} is not declared (outcomes: {where})"
+                            f"{did_you_mean(outcome, declared)}", span)
+
+    def outcome_span(self, rule: n.Restriction, outcome: str) -> n.Span:
+        """Where `"outcome"` is written inside `rule` (the rule when it cannot
+        be found, e.g. written with escapes)."""
+        lines = self.model.sources.get(rule.span.file, "").split("\n")
+        quoted = f'"{outcome}"'
+        for number in range(rule.span.line, min(rule.span.end_line, len(lines)) + 1):
+            text = lines[number - 1]
+            start = text.find(quoted, rule.span.column - 1 if number == rule.span.line else 0)
+            if start >= 0:
+                return n.Span(rule.span.file, number, start + 1, number, start + 1 + len(quoted))
+        return rule.span
 
     def check_mappings(self, policy: n.PolicyFile) -> None:
         """`with { name = ours }`: the left names must be the baseline's, the
@@ -383,11 +463,12 @@ class _Checker:
             for mapping in include.mappings:
                 if mapping.name not in theirs:
                     self.report("E102", f"{include.path} declares no action, group or event "
-                                f"{mapping.name!r}", mapping.span)
+                                f"{mapping.name!r}{did_you_mean(mapping.name, theirs)}", mapping.span)
+                ours = {*self.model.actions, *self.model.groups, *self.model.events}
                 for target in mapping.targets:
-                    if target not in self.model.actions and target not in self.model.groups \
-                            and target not in self.model.events:
-                        self.report("E102", f"unknown action or group {target!r}", mapping.span)
+                    if target not in ours:
+                        self.report("E102", f"unknown action or group {target!r}{did_you_mean(target, ours)}",
+                                    mapping.span)
             self.check_mappings(included)
 
     def check_dropped(self, baseline: n.PolicyFile, include: n.Include) -> None:
@@ -400,12 +481,12 @@ class _Checker:
         for allow in self.model.allows:
             if allow.span.file == root.path:
                 reached.update(self.model.expand(allow.targets))
+        restricted = {action for rule in baseline.rules if not isinstance(rule, (n.Allow, n.Forbid))
+                      for action in self.model.expand(rule.targets)}  # once, not once per action
+        actions = set(self.model.actions)
         for line in baseline.actions:
             for member in line.members:
-                restricted = any(not isinstance(rule, (n.Allow, n.Forbid)) and
-                                 member in self.model.expand(_mapped(rule, {}).targets)
-                                 for rule in baseline.rules)
-                if member in self.model.actions and restricted and member not in reached:
+                if member in actions and member in restricted and member not in reached:
                     self.report("W308", f"{member!r} of {baseline.path} is restricted there but maps to none of "
                                 f"this policy's actions: map it with `with {{ {member} = ... }}`",
                                 include.span)
@@ -442,7 +523,8 @@ class _Checker:
         stages = policy.stages[0]
         fld = self.model.fields.get(stages.field)
         if fld is None:
-            self.report("E101", f"unknown field {stages.field!r}", stages.span)
+            self.report("E101", f"unknown field {stages.field!r}{did_you_mean(stages.field, self.model.fields)}",
+                        stages.span)
         elif fld.type.kind != "int":
             self.report("E109", f"stages need an int field; {stages.field!r} is {fld.type}", stages.span)
         self.model.stage_field = stages.field
@@ -545,8 +627,10 @@ class _Checker:
             if isinstance(rule.holidays, n.Ref):
                 fld = self.model.fields.get(rule.holidays.name)
                 if fld is None or fld.type.kind not in ("text", "enum"):
+                    texts = [name for name, f in self.model.fields.items() if f.type.kind in ("text", "enum")]
                     self.report("E101", f"holidays need a text field holding a country code; "
-                                f"{rule.holidays.name!r} is not one", rule.holidays.span)
+                                f"{rule.holidays.name!r} is not one{did_you_mean(rule.holidays.name, texts)}",
+                                rule.holidays.span)
             elif isinstance(rule.holidays, n.Literal):
                 self.check_country(rule.holidays)
         elif isinstance(rule, n.Limit):
@@ -572,11 +656,13 @@ class _Checker:
         return _Scope(names, names, action=action)
 
     def check_targets(self, targets: n.Targets, with_events: bool = False, skip: set[str] | None = None) -> None:
-        known = set(self.model.actions) | set(self.model.groups) | (set(self.model.events) if with_events else set())
+        model = self.model
         for name in targets.names:
-            if name not in known and name not in (skip or ()):
+            if not (model.is_action(name) or name in model.groups or (with_events and model.is_event(name))
+                    or name in (skip or ())):
+                known = [*model.actions, *model.groups, *(model.events if with_events else ())]
                 hint = " (it is a history event: it can be counted, not decided)" \
-                    if name in self.model.events else ""
+                    if name in self.model.events else did_you_mean(name, known)
                 self.report("E102", f"unknown action or group {name!r}{hint}", targets.span)
 
     def check_unallowed_actions(self) -> None:
@@ -585,18 +671,36 @@ class _Checker:
         allowed: set[str] = set()
         for allow in self.model.allows:
             allowed.update(self.model.expand(allow.targets))
+        allowed.update(self.forbidden_on_purpose())
         own = [member for line in self.model.policy.actions for member in line.members]
-        for name in dict.fromkeys(own):
-            if name in self.model.actions and name not in allowed:
-                span = self.action_span(name)
-                self.report("W201", f"no stage allows {name!r}: it will always be blocked", span)
+        unallowed = [name for name in dict.fromkeys(own) if name not in allowed]
+        if not unallowed:
+            return
+        actions, spans = set(self.model.actions), self.action_spans()
+        for name in unallowed:
+            if name in actions:
+                self.report("W201", f"no stage allows {name!r}: it will always be blocked",
+                            spans.get(name, self.model.policy.header.span))
 
-    def action_span(self, name: str) -> n.Span:
+    def forbidden_on_purpose(self) -> set[str]:
+        """Actions forbidden everywhere, unconditionally, with a reason:
+        conduct declared in order to forbid it (`threaten`, cited). That no
+        stage allows them is the point, not a slip, so W201 keeps quiet."""
+        deliberate: set[str] = set()
+        for rule in self.model.restrictions:
+            if isinstance(rule, n.Forbid) and rule.condition is None and rule.stage is None \
+                    and (rule.reason.because or rule.reason.cite):
+                deliberate.update(self.model.expand(rule.targets))
+        return deliberate
+
+    def action_spans(self) -> dict[str, n.Span]:
+        """Where each action is first declared (one pass, not one per action)."""
+        spans: dict[str, n.Span] = {}
         for source_file in _all_files(self.model.policy):
             for line in source_file.actions:
-                if name in line.members:
-                    return line.span
-        return self.model.policy.header.span
+                for member in line.members:
+                    spans.setdefault(member, line.span)
+        return spans
 
     def expect_timeless(self, condition: n.Expr, where: str) -> None:
         """E117 for a restriction's or include's `when` that time alone can
@@ -683,7 +787,7 @@ class _Checker:
         limit's do; counts and streaks are ints, the times since an event
         numbers (infinite when there is none, which an int could not hold)."""
         self.check_targets(expr.targets, with_events=True)
-        self.history_outcomes.extend(expr.outcomes or ())
+        self.history_outcomes.extend((outcome, expr.span) for outcome in expr.outcomes or ())
         if expr.period is not None and expr.period.amount < 1:
             self.report("E105", "a period must be at least 1", expr.span)
         return "int" if expr.kind in ("count", "streak") else "number"
@@ -700,7 +804,8 @@ class _Checker:
             self.report("E116", f"segment {expr.name!r} is declared later; segments may only use "
                         "segments declared before them", expr.span)
             return None
-        self.report("E101", f"unknown name {expr.name!r}: not a field of `account` or a segment", expr.span)
+        self.report("E101", f"unknown name {expr.name!r}: not a field of `account` or a segment"
+                    f"{did_you_mean(expr.name, [*self.model.fields, *scope.segments])}", expr.span)
         return None
 
     def arithmetic_type(self, expr: n.Arithmetic, scope: _Scope) -> str | None:
@@ -772,7 +877,8 @@ class _Checker:
     def call_type(self, expr: n.Call, scope: _Scope) -> str | None:
         function = FUNCTIONS.get(expr.name)
         if function is None:
-            self.report("E104", f"unknown function {expr.name!r}; the library has "
+            self.report("E104", f"unknown function {expr.name!r}{did_you_mean_aside(expr.name, FUNCTIONS)}; "
+                        "the library has "
                         + ", ".join(sorted(FUNCTIONS)), expr.span)
             return None
         if len(expr.args) != function.arity:
@@ -889,6 +995,14 @@ def _names_in_rules(source: n.PolicyFile) -> set[str]:
     return names
 
 
+def _outcomes_of(rule: n.Restriction) -> tuple[str, ...]:
+    """The history outcomes a rule names: a limit's `where outcome` filter,
+    a quiet period's `after` list."""
+    if isinstance(rule, (n.Limit, n.Quiet)):
+        return rule.outcomes or ()
+    return ()
+
+
 def _default_text(fld: n.Field) -> str:
     if fld.default is None:
         return ""
@@ -926,12 +1040,7 @@ def _resolution(source: n.PolicyFile, mapping: dict[str, tuple[str, ...]]) -> di
 
 
 def _apply_mapping(names: tuple[str, ...], mapping: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
-    out: list[str] = []
-    for name in names:
-        for mapped in mapping.get(name, (name,)):
-            if mapped not in out:
-                out.append(mapped)
-    return tuple(out)
+    return tuple(dict.fromkeys(mapped for name in names for mapped in mapping.get(name, (name,))))
 
 
 def _map_targets(targets: n.Targets, mapping: dict[str, tuple[str, ...]]) -> n.Targets:

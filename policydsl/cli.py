@@ -15,6 +15,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -91,13 +92,18 @@ def _load(path: str, include_paths: tuple[str, ...]) -> Policy:
 def _print_diagnostics(diagnostics: list[Diagnostic], sources: dict[str, str]) -> None:
     console = _stderr()
     for diagnostic in diagnostics:
-        colour = "red" if diagnostic.severity == "error" else "yellow"
+        colour = {"error": "red", "warning": "yellow"}.get(diagnostic.severity, "dim")
         span = diagnostic.span
         console.print(f"[bold]{escape(span.file)}:{span.line}:{span.column}:[/] "
                       f"[{colour}]{diagnostic.severity}[{diagnostic.code}][/]: {escape(diagnostic.message)}")
         source = sources.get(span.file)
         if source:
             console.print(_coloured_excerpt(excerpt(source, span), source, span.line))
+
+
+def _position(diagnostic: Diagnostic) -> tuple[str, int, int, str]:
+    span = diagnostic.span
+    return span.file, span.line, span.column, diagnostic.code
 
 
 def _coloured_excerpt(text: str, source: str, line_number: int) -> Text:
@@ -415,17 +421,22 @@ def _policy_files(paths: tuple[str, ...]) -> list[str]:
               show_default=True, help="sarif: SARIF 2.1.0 for code scanning; github: workflow annotations.")
 @click.option("--strict", is_flag=True, help="Warnings fail the check too.")
 @click.option("--include-path", "include_paths", multiple=True, type=click.Path(file_okay=False))
-def check_command(paths: tuple[str, ...], output_format: str, strict: bool, include_paths: tuple[str, ...]) -> None:
+@click.option("--show-suppressed", is_flag=True,
+              help="Also list the warnings silenced by `# policy: ignore[CODE]` comments.")
+def check_command(paths: tuple[str, ...], output_format: str, strict: bool, include_paths: tuple[str, ...],
+                  show_suppressed: bool) -> None:
     """Parse and check policy files (directories: every *.policy inside)."""
     files = _policy_files(paths)
     if not files:
         raise click.UsageError("no .policy files found in " + ", ".join(paths))
     found: list[Diagnostic] = []
+    suppressed: list[Diagnostic] = []
     sources: dict[str, str] = {}
     for path in files:
         try:
             model, diagnostics = check(load_file(path, include_paths))
             sources.update(model.sources)
+            suppressed.extend(model.suppressed)
             found.extend(d for d in diagnostics if d.span.file == os.path.normpath(path) or d.severity == "error")
         except PolicySyntaxError as error:
             found.append(error.diagnostic)
@@ -440,8 +451,12 @@ def check_command(paths: tuple[str, ...], output_format: str, strict: bool, incl
             click.echo(rendered)
     else:
         _print_diagnostics(found, sources)
+        if show_suppressed:
+            _print_diagnostics([replace(d, severity="suppressed") for d in sorted(suppressed, key=_position)], sources)
         colour = "red" if errors else ("yellow" if warnings else "green")
-        _stderr().print(f"[{colour}]{len(files)} file(s) checked: {errors} error(s), {warnings} warning(s)[/]")
+        silenced = f", {len(suppressed)} suppressed" if suppressed else ""
+        _stderr().print(f"[{colour}]{len(files)} file(s) checked: {errors} error(s), {warnings} warning(s)"
+                        f"{silenced}[/]")
     sys.exit(EXIT_PROBLEMS if errors or (strict and warnings) else EXIT_OK)
 
 

@@ -74,6 +74,7 @@ _TOKEN = re.compile(
 _SPACE = re.compile(r"[ \t\f\r\n]*")
 _DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2})?(Z|[+-][0-9]{2}:[0-9]{2})")
 _MONEY = re.compile(r"([$¥€£])[0-9]+(\.[0-9]+)?")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 _RULE_DATA = frozenset({"allow", "forbid", "window", "window_table", "limit", "quiet", "named_rule"})
 # Top-level items of these kinds may follow one another without a blank line.
@@ -300,7 +301,8 @@ class _Printer:
     def print_file(self, outline: lark.Tree[lark.Token]) -> None:
         tree = self.tree
         queues: dict[str, Iterator[Any]] = {
-            "include": iter(tree.includes), "events": iter(tree.events), "stages": iter(tree.stages),
+            "include": iter(tree.includes), "events": iter(tree.events), "outcomes": iter(tree.outcomes),
+            "stages": iter(tree.stages),
             "segment": iter(tree.segments), "stage_block": iter(tree.stage_blocks), "rule": iter(tree.rules),
         }
         fields, actions = iter(tree.fields), iter(tree.actions)
@@ -377,6 +379,17 @@ class _Printer:
 
     def _events(self, events: n.Events, blank: str, inside: bool) -> None:
         self._emit(0, f"events {{ {', '.join(events.names)} }}", blank)
+
+    def _outcomes(self, outcomes: n.Outcomes, blank: str, inside: bool) -> None:
+        """On one line when it fits and holds no comment, else one outcome
+        per line (a long vocabulary reads, and diffs, better as a column)."""
+        names = [name if _NAME.fullmatch(name) else _quote(name) for name in outcomes.names]
+        line = f"outcomes {{ {', '.join(names)} }}" if names else "outcomes {}"
+        if not inside and len(line) <= MAX_WIDTH:
+            self._emit(0, line, blank)
+            return
+        rows = [name + ("," if index < len(names) - 1 else "") for index, name in enumerate(names)]
+        self._block("outcomes", blank, rows, inside)
 
     def _stages(self, stages: n.Stages, blank: str, inside: bool) -> None:
         ranges = stages.ranges

@@ -9,14 +9,14 @@ terminal.
 
 The lexer follows `grammar.lark` token for token (a test checks it against
 Lark's own tokens on the shipped policies). The grammar's keywords are
-contextual: a field may be called `version`, `outcome` or `days`. The lexer
-reads a word followed by `:` as a name (a field or action-group declaration,
-or a rule's name when a rule keyword follows),
+contextual: a field may be called `version`, `outcome`, `outcomes` or
+`days`. The lexer reads a word followed by `:` as a name (a field or
+action-group declaration, or a rule's name when a rule keyword follows),
 `day(s)`/`hour(s)` as a unit only after a number or `per`, and `version`,
-`with`, `outcome` and `holidays` as keywords only where the grammar has them
-(`version "…"`, `with {`, `where outcome`, `except holidays`, and the
-`holidays "CN" closed` line of a window's hours table); any other
-keyword word is shown as a keyword wherever it stands.
+`with`, `outcomes`, `outcome` and `holidays` as keywords only where the
+grammar has them (`version "…"`, `with {`, `outcomes {`, `where outcome`,
+`except holidays`, and the `holidays "CN" closed` line of a window's hours
+table); any other keyword word is shown as a keyword wherever it stands.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ DATE = Literal.Date  # dates and datetimes
 TIME = Literal.Date.Time  # 08:00
 
 DECLARATIONS = ("policy", "version", "include", "with", "account", "actions", "events", "stages", "stage",
-                "segment")
+                "segment", "outcomes")
 RULE_WORDS = ("allow", "forbid", "window", "limit", "quiet", "when", "on", "per", "of", "where", "outcome",
               "for", "after", "because", "cite", "except", "holidays", "all", "closed")
 OPERATOR_WORDS = ("and", "or", "not", "in")
@@ -72,7 +72,7 @@ HISTORY = ("count", "streak", "days_since_last", "hours_since_last")  # aggregat
 KEYWORDS = frozenset(DECLARATIONS + RULE_WORDS + OPERATOR_WORDS + TYPES + CONSTANTS + DAY_NAMES + PSEUDO + UNITS
                      + HISTORY)
 
-_PLACED = ("version", "with", "outcome", "holidays")  # keywords in one place of the grammar only
+_PLACED = ("version", "with", "outcome", "holidays", "outcomes")  # keywords in one place of the grammar only
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _UNIT = r"(days|day|hours|hour)\b(?!\s*:)"  # as in grammar.lark: `days : int` declares a field
 # `holidays` opening a line of a window's hours table: a calendar, then hours or `closed`
@@ -113,6 +113,7 @@ class PolicyLexer(RegexLexer):  # type: ignore[misc, unused-ignore]
             # keywords the grammar has only in one place, so that elsewhere they may be names
             (r'version\b(?=\s*")', Keyword.Declaration),
             (r"with\b(?=\s*\{)", Keyword.Declaration),
+            (r"outcomes\b(?=\s*\{)", Keyword.Declaration),
             (r"(where)(\s+)(outcome)\b", bygroups(Keyword, Whitespace, Keyword)),
             (r"(except)(\s+)(holidays)\b", bygroups(Keyword, Whitespace, Keyword)),
             (_HOLIDAY_LINE, Keyword),

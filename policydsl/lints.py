@@ -11,8 +11,9 @@ fact holds for every account, never on a guess.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import Enum
 
@@ -79,13 +80,15 @@ _MIRROR = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 
 def _satisfying(op: str, value: Decimal) -> Interval | None:
     """Values v with `v op value`; None for != (not an interval)."""
-    return {
-        "<": Interval(high=value, high_closed=False),
-        "<=": Interval(high=value),
-        ">": Interval(low=value, low_closed=False),
-        ">=": Interval(low=value),
-        "==": Interval(value, True, value, True),
-    }.get(op)
+    if op == "<":
+        return Interval(high=value, high_closed=False)
+    if op == "<=":
+        return Interval(high=value)
+    if op == ">":
+        return Interval(low=value, low_closed=False)
+    if op == ">=":
+        return Interval(low=value)
+    return Interval(value, True, value, True) if op == "==" else None
 
 
 def _field_comparison(expr: n.Expr, numeric: set[str]) -> tuple[str, str, Decimal] | None:
@@ -156,8 +159,9 @@ def _truth_of_bool(expr: n.BoolOp, domain: dict[str, Interval], numeric: set[str
 def lint(model: Model) -> list[Diagnostic]:
     """Warnings for the top-level file of `model` (its baselines are linted
     when checked on their own)."""
-    found = [*_constant_conditions(model), *_unusable_allows(model), *_unused_declarations(model),
-             *_rules_on_unallowed_actions(model), *_duplicates(model), *_wider_windows(model),
+    stages = _Stages(model)
+    found = [*_constant_conditions(model, stages), *_unusable_allows(model, stages), *_unused_declarations(model),
+             *_rules_on_unallowed_actions(model, stages), *_duplicates(model), *_wider_windows(model),
              *_disjoint_windows(model)]
     return sorted(found, key=lambda d: (d.span.file, d.span.line, d.span.column, d.code))
 
@@ -170,23 +174,42 @@ def _numeric_fields(model: Model) -> set[str]:
     return {name for name, fld in model.fields.items() if fld.type.kind in ("int", "number", "money")}
 
 
-def _stage_domain(model: Model, stage: str | None) -> dict[str, Interval]:
-    found = model.stage_named(stage) if stage else None
-    if found is None or model.stage_field is None:
-        return {}
-    low = Decimal(found.low) if found.low is not None else None
-    high = Decimal(found.high) if found.high is not None else None
-    return {model.stage_field: Interval(low, True, high, True)}
+class _Stages:
+    """The stages in range order, looked up by name in constant time, and
+    the stage field's domain over a stage or a run of adjacent stages (the
+    lints judge conditions per stage; a scan per lookup made them quadratic)."""
+
+    def __init__(self, model: Model) -> None:
+        self.field = model.stage_field
+        self.ordered = model.stages
+        self.index = {stage.name: position for position, stage in enumerate(model.stages)}
+
+    def domain(self, stage: str | None) -> dict[str, Interval]:
+        position = self.index.get(stage) if stage is not None else None
+        return {} if position is None else self.run_domain(position, position)
+
+    def run_domain(self, first: int, last: int) -> dict[str, Interval]:
+        """Stages `first`..`last` (indices) cover one interval: stages have no gaps (E107)."""
+        if self.field is None:
+            return {}
+        low, high = self.ordered[first].low, self.ordered[last].high
+        return {self.field: Interval(None if low is None else Decimal(low), True,
+                                     None if high is None else Decimal(high), True)}
+
+    def where(self, stage: str | None) -> str:
+        position = self.index.get(stage) if stage is not None else None
+        if position is None:
+            return ""
+        found = self.ordered[position]
+        return f" in stage {found.name} ({self.field} {found.describe()})"
+
+    def leave_values_outside(self) -> bool:
+        """Whether some stage field values are in no stage (W202): accounts
+        there get the top-level rules only."""
+        return bool(self.ordered) and (self.ordered[0].low is not None or self.ordered[-1].high is not None)
 
 
-def _where(model: Model, stage: str | None) -> str:
-    found = model.stage_named(stage) if stage else None
-    if found is None:
-        return ""
-    return f" in stage {found.name} ({model.stage_field} {found.describe()})"
-
-
-def _constant_conditions(model: Model) -> Iterator[Diagnostic]:
+def _constant_conditions(model: Model, stages: _Stages) -> Iterator[Diagnostic]:
     numeric = _numeric_fields(model)
     for segment in model.segments:
         result = truth(segment.condition, {}, numeric)
@@ -195,14 +218,14 @@ def _constant_conditions(model: Model) -> Iterator[Diagnostic]:
     for rule, condition in _conditions(model):
         if not _own(model, rule):
             continue
-        result = truth(condition, _stage_domain(model, rule.stage), numeric)
+        result = truth(condition, stages.domain(rule.stage), numeric)
         if result is Truth.UNKNOWN:
             continue
         if isinstance(rule, n.Allow) and result is Truth.FALSE:
             yield Diagnostic("W303", "warning", f"this allow can never take effect: its condition is always "
-                             f"false{_where(model, rule.stage)}", condition.span)
+                             f"false{stages.where(rule.stage)}", condition.span)
         else:
-            yield Diagnostic("W304", "warning", f"condition is {result.value}{_where(model, rule.stage)}",
+            yield Diagnostic("W304", "warning", f"condition is {result.value}{stages.where(rule.stage)}",
                              condition.span)
 
 
@@ -217,31 +240,137 @@ def _conditions(model: Model) -> Iterator[tuple[n.Rule, n.Expr]]:
             yield rule, applies
 
 
-def _always_forbidden(model: Model, action: str, stage: str | None) -> n.Forbid | None:
-    numeric = _numeric_fields(model)
-    domain = _stage_domain(model, stage)
-    for rule in model.restrictions:
-        if not isinstance(rule, n.Forbid) or action not in model.expand(rule.targets):
-            continue
-        if rule.stage is not None and rule.stage != stage:
-            continue
-        conditions = [*rule.applies, *([rule.condition] if rule.condition is not None else [])]
-        if all(truth(condition, domain, numeric) is Truth.TRUE for condition in conditions):
-            return rule
-    return None
+class _Forbidden:
+    """Which actions forbids block for every account of a stage (None: of
+    no stage), for W303.
+
+    Issue 11 item 16: asking, for every allow × action × stage, every forbid
+    again took 36 s for 150 of each. Here each forbid is expanded and judged
+    once: a condition that does not read the stage field once in all, one
+    that does over runs of adjacent stages, split only where a constant it
+    compares the stage field with falls inside the run (so `days_past_due >
+    90` costs a few judgements however many stages there are). A stage's
+    blocked set is then built once, when an allow first asks for it."""
+
+    def __init__(self, model: Model, stages: _Stages) -> None:
+        self.actions = len(model.actions)
+        self.stages = stages
+        self.numeric = _numeric_fields(model)
+        # action -> a forbid blocking it: in every stage and outside them; in one stage (stage blocks)
+        self.everywhere: dict[str, n.Forbid] = {}
+        self.in_stage: dict[str, dict[str, n.Forbid]] = {}
+        self.by_runs: list[tuple[list[tuple[int, int]], frozenset[str], n.Forbid]] = []  # reading the stage field
+        self.blocked: dict[str | None, set[str]] = {}
+        for rule in model.restrictions:
+            if isinstance(rule, n.Forbid):
+                self.add(rule, model.expand(rule.targets))
+
+    def add(self, rule: n.Forbid, targets: tuple[str, ...]) -> None:
+        if rule.applies:  # from a conditional include: it exists only where those conditions hold too
+            conditions = (*rule.applies, *([rule.condition] if rule.condition is not None else []))
+            rule = replace(rule, condition=n.BoolOp("and", conditions, conditions[0].span), applies=())
+        if rule.stage is not None:
+            if rule.condition is None or truth(rule.condition, self.stages.domain(rule.stage), self.numeric) \
+                    is Truth.TRUE:
+                blocked = self.in_stage.setdefault(rule.stage, {})
+                for action in targets:
+                    blocked.setdefault(action, rule)
+            return
+        if rule.condition is None or truth(rule.condition, {}, self.numeric) is Truth.TRUE:
+            for action in targets:
+                self.everywhere.setdefault(action, rule)
+            return
+        limits = self.stage_constants(rule.condition)
+        if limits and self.stages.ordered and self.may_become(rule.condition, Truth.TRUE):
+            runs = self.true_runs(rule.condition, limits, 0, len(self.stages.ordered) - 1)
+            if runs:
+                self.by_runs.append((runs, frozenset(targets), rule))
+
+    def may_become(self, expr: n.Expr, wanted: Truth) -> bool:
+        """Whether knowing the stage could make `expr` judged `wanted`: not
+        when a part that must be, reads no stage field and stays unknown
+        (`dpd > 30 and "x" in flags` is never always true in any stage, so
+        its stages need not be searched)."""
+        if isinstance(expr, n.Not):
+            return self.may_become(expr.operand, Truth.FALSE if wanted is Truth.TRUE else Truth.TRUE)
+        if isinstance(expr, n.BoolOp):
+            every = (expr.op == "and") == (wanted is Truth.TRUE)  # and-TRUE, or-FALSE: every operand must be
+            results = (self.may_become(operand, wanted) for operand in expr.operands)
+            return all(results) if every else any(results)
+        if self.stage_constants(expr):
+            return True
+        return truth(expr, {}, self.numeric) is wanted
+
+    def stage_constants(self, condition: n.Expr) -> list[Decimal]:
+        """The constants `condition` compares the stage field with, sorted."""
+        numeric = self.numeric
+        found = {comparison[2] for node in n.walk(condition)
+                 if (comparison := _field_comparison(node, numeric)) is not None and comparison[0] == self.stages.field}
+        return sorted(found)
+
+    def true_runs(self, condition: n.Expr, limits: list[Decimal], first: int, last: int) -> list[tuple[int, int]]:
+        """The runs of stages `first`..`last` in which `condition` always holds."""
+        domain = self.stages.run_domain(first, last)
+        result = truth(condition, domain, self.numeric)
+        if result is Truth.TRUE:
+            return [(first, last)]
+        if result is Truth.FALSE or first == last or not _any_inside(limits, next(iter(domain.values()))):
+            return []  # with no constant inside, narrower runs are judged the same
+        middle = (first + last) // 2
+        return self.true_runs(condition, limits, first, middle) + self.true_runs(condition, limits, middle + 1, last)
+
+    def of(self, stage: str | None) -> set[str]:
+        """The actions blocked for every account of `stage`."""
+        if stage not in self.blocked:
+            blocked = set(self.everywhere)
+            position = self.stages.index.get(stage) if stage is not None else None
+            if stage is not None and position is not None:
+                blocked.update(self.in_stage.get(stage, ()))
+                for runs, targets, _ in self.by_runs:
+                    if len(blocked) == self.actions:
+                        break
+                    if _inside_runs(runs, position):
+                        blocked.update(targets)
+            self.blocked[stage] = blocked
+        return self.blocked[stage]
+
+    def blocker(self, action: str, stage: str | None) -> n.Forbid:
+        """A forbid that blocks `action` for every account of `stage` (the one
+        a W303 message cites), found without judging any condition again."""
+        found = self.everywhere.get(action) or self.in_stage.get(stage or "", {}).get(action)
+        position = self.stages.index.get(stage) if stage is not None else None
+        if found is None and position is not None:
+            found = next(rule for runs, targets, rule in self.by_runs
+                         if action in targets and _inside_runs(runs, position))
+        assert found is not None
+        return found
 
 
-def _unusable_allows(model: Model) -> Iterator[Diagnostic]:
-    stages: list[str | None] = [s.name for s in model.stages] or [None]
+def _inside_runs(runs: list[tuple[int, int]], position: int) -> bool:
+    return any(first <= position <= last for first, last in runs)
+
+
+def _any_inside(limits: list[Decimal], interval: Interval) -> bool:
+    """Whether one of the sorted `limits` lies in `interval` (its bounds included)."""
+    start = 0 if interval.low is None else bisect.bisect_left(limits, interval.low)
+    return start < len(limits) and (interval.high is None or limits[start] <= interval.high)
+
+
+def _unusable_allows(model: Model, stages: _Stages) -> Iterator[Diagnostic]:
+    """W303 for an allow whose every action is forbidden for every account
+    wherever the allow applies: in its stage, or (at top level) in every
+    stage and, when some stage field values fall in no stage, there too."""
+    everywhere: list[str | None] = [s.name for s in model.stages] or [None]
+    if stages.leave_values_outside():
+        everywhere.append(None)
+    forbidden = _Forbidden(model, stages)
     for allow in model.allows:
         if not _own(model, allow):
             continue
         actions = model.expand(allow.targets)
-        where: list[str | None] = [allow.stage] if allow.stage is not None else stages
-        blockers = [_always_forbidden(model, action, stage) for action in actions for stage in where]
-        if actions and all(blockers):
-            first = blockers[0]
-            assert first is not None
+        where: list[str | None] = [allow.stage] if allow.stage is not None else everywhere
+        if actions and all(forbidden.of(stage).issuperset(actions) for stage in where):
+            first = forbidden.blocker(actions[0], where[0])
             yield Diagnostic("W303", "warning", f"this allow can never take effect: always forbidden by "
                              f"{first.span.location}", allow.span)
 
@@ -270,7 +399,7 @@ def _unused_declarations(model: Model) -> Iterator[Diagnostic]:
             yield Diagnostic("W302", "warning", f"group {line.group!r} is declared but no rule names it", line.span)
 
 
-def _rules_on_unallowed_actions(model: Model) -> Iterator[Diagnostic]:
+def _rules_on_unallowed_actions(model: Model, stages: _Stages) -> Iterator[Diagnostic]:
     """A window, cap or quiet period that can never block anything: no stage
     allows its actions, or none does where its conditions can hold."""
     allowed: set[str] = set()
@@ -284,20 +413,20 @@ def _rules_on_unallowed_actions(model: Model) -> Iterator[Diagnostic]:
         if actions and not allowed.intersection(actions):
             yield Diagnostic("W305", "warning", f"this {kind} applies only to actions no stage allows "
                              f"({', '.join(actions)})", rule.span)
-        elif actions and rule.applies and not any(_allowed_where(model, rule, action) for action in actions):
+        elif actions and rule.applies and not any(_allowed_where(model, stages, rule, action) for action in actions):
             yield Diagnostic("W305", "warning", f"this {kind} applies only where {model.applies_text(rule)}, "
                              f"and no stage allows {', '.join(actions)} there", rule.span)
 
 
-def _allowed_where(model: Model, rule: n.Restriction, action: str) -> bool:
+def _allowed_where(model: Model, stages: _Stages, rule: n.Restriction, action: str) -> bool:
     """Whether some stage in which `rule` is in force allows `action` and
     leaves the rule's conditions able to hold."""
     numeric = _numeric_fields(model)
-    stages: list[str | None] = [rule.stage] if rule.stage is not None else [s.name for s in model.stages] or [None]
-    for stage in stages:
+    names: list[str | None] = [rule.stage] if rule.stage is not None else [s.name for s in model.stages] or [None]
+    for stage in names:
         admitted = any(action in model.expand(allow.targets) and allow.stage in (None, stage)
                        for allow in model.allows)
-        domain = _stage_domain(model, stage)
+        domain = stages.domain(stage)
         if admitted and all(truth(c, domain, numeric) is not Truth.FALSE for c in rule.applies):
             return True
     return False

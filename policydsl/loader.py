@@ -1,9 +1,11 @@
 """Reading policy files from disk and following their `include`s.
 
-Includes resolve relative to the including file and may not leave the
-directory of the top-level policy (or a directory the caller names), so a
-policy under review cannot pull in arbitrary files. A cycle is an error that
-names the include that closes it.
+Includes resolve relative to the including file; one not found there is
+looked up in each include path in order. They may not leave the directory of
+the top-level policy or an include path, so a policy under review cannot pull
+in arbitrary files. `include "policydsl:NAME"` names a baseline installed with
+the package (library.py), wherever that is. A cycle is an error that names the
+include that closes it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from . import library
 from . import nodes as n
 from .errors import Diagnostic, PolicyNotFoundError, PolicySyntaxError
 from .parser import parse
@@ -61,9 +64,9 @@ def _resolve_includes(policy: n.PolicyFile, roots: list[Path], chain: tuple[str,
         return policy
     included = []
     for include in policy.includes:
-        target = os.path.normpath(os.path.join(os.path.dirname(policy.path), include.path))
+        target = _locate(policy, include, roots)
         resolved = Path(target).resolve()
-        if not any(resolved.is_relative_to(root) for root in roots):
+        if not any(resolved.is_relative_to(root) for root in [*roots, *_library_roots(include)]):
             raise _include_error(policy, include, f"include {include.path!r} leaves the policy's directory; "
                                  "pass --include-path to allow it")
         if str(resolved) in chain:
@@ -72,8 +75,34 @@ def _resolve_includes(policy: n.PolicyFile, roots: list[Path], chain: tuple[str,
             raise _include_error(policy, include, f"includes nested deeper than {MAX_INCLUDE_DEPTH}")
         if not resolved.is_file():
             raise _include_error(policy, include, f"included file {include.path!r} not found (looked for {target})")
-        included.append(_load(target, roots, chain))
+        included.append(_load(target, [*roots, *_library_roots(include)], chain))
     return replace(policy, included=tuple(included))
+
+
+def _locate(policy: n.PolicyFile, include: n.Include, roots: list[Path]) -> str:
+    """The file an include names: an installed baseline for `policydsl:NAME`;
+    else the file beside the including one or, when there is none, the first
+    include path (`roots[1:]`, in order) that holds it."""
+    if library.is_library_name(include.path):
+        found = library.baseline_path(include.path)
+        if found is None:
+            raise _include_error(policy, include, f"no installed baseline {include.path!r}; available: "
+                                 + ", ".join(library.PREFIX + name for name in library.baseline_names()))
+        return str(found)
+    beside = os.path.normpath(os.path.join(os.path.dirname(policy.path), include.path))
+    if Path(beside).is_file() or os.path.isabs(include.path):
+        return beside
+    for root in roots[1:]:
+        candidate = root / include.path
+        if candidate.is_file():
+            return os.path.normpath(candidate)
+    return beside
+
+
+def _library_roots(include: n.Include) -> list[Path]:
+    """An installed baseline may be read, and may include its siblings."""
+    directory = library.library_directory() if library.is_library_name(include.path) else None
+    return [directory.resolve()] if directory is not None else []
 
 
 def _include_error(policy: n.PolicyFile, include: n.Include, message: str) -> PolicySyntaxError:

@@ -242,6 +242,16 @@ class Events:
 
 
 @dataclass(frozen=True)
+class Outcomes:
+    """`outcomes { conversation, no_answer }`: the history outcomes a policy
+    knows. Once declared, a rule naming any other outcome is an error, and
+    history naming one is reported rather than silently never matched."""
+
+    names: tuple[str, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
 class StageRange:
     """An inclusive range of the stage field; None is an open end."""
 
@@ -339,6 +349,15 @@ class DaySpec:
     first: str
     last: str
     span: Span
+
+    def weekdays(self) -> tuple[int, ...]:
+        """The days it covers, Monday 0: a span that passes Sunday wraps
+        round (`fri..mon` is fri, sat, sun, mon), as the engines read it."""
+        first, last = WEEKDAYS.index(self.first), WEEKDAYS.index(self.last)
+        return tuple((first + step) % 7 for step in range((last - first) % 7 + 1))
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 @dataclass(frozen=True)
@@ -448,4 +467,5 @@ class PolicyFile:
     stage_blocks: tuple[StageBlock, ...] = ()
     rules: tuple[Rule, ...] = ()  # top level: apply in every stage
     included: tuple[PolicyFile, ...] = field(default=(), compare=False)
+    outcomes: tuple[Outcomes, ...] = ()
 

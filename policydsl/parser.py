@@ -27,7 +27,7 @@ MAX_NAME_LENGTH = 64
 MAX_NESTING = 64
 MAX_TREE_DEPTH = 100
 
-DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAY_NAMES = n.WEEKDAYS
 
 # How expected tokens read to a policy author. Anything not listed is shown
 # as its literal text in quotes.
@@ -307,6 +307,7 @@ class _ToNodes(Transformer):  # type: ignore[type-arg]
             segments=tuple(buckets.get(n.Segment, [])),
             stage_blocks=tuple(buckets.get(n.StageBlock, [])),
             rules=tuple(rules),
+            outcomes=tuple(buckets.get(n.Outcomes, [])),
         )
 
     def header(self, meta: Any, children: list[Token]) -> n.Header:
@@ -355,6 +356,12 @@ class _ToNodes(Transformer):  # type: ignore[type-arg]
 
     def events(self, meta: Any, children: list[Any]) -> n.Events:
         return n.Events(tuple(children[0]), self._span(meta))
+
+    def outcomes(self, meta: Any, children: list[Any]) -> n.Outcomes:
+        return n.Outcomes(tuple(children[0] or ()), self._span(meta))
+
+    def outcome_list(self, meta: Any, children: list[Token]) -> list[str]:
+        return [_unquote(token) if token.type == "STRING" else self._name(token) for token in children]
 
     def stages(self, meta: Any, children: list[Any]) -> n.Stages:
         field, *ranges = children

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import difflib
 import os
 import re
 import time
@@ -40,6 +39,7 @@ from .checker import Model
 from .compiler import Policy
 from .errors import AccountError, PolicyError
 from .runtime import Blocked, Contact, Decision, format_instant
+from .suggest import did_you_mean, did_you_mean_aside
 
 KINDS = ("not_allowed", "forbidden", "window", "limit", "quiet")
 TEST_SUFFIXES = (".test.yaml", ".test.yml")
@@ -266,8 +266,7 @@ class _Checker:
              where: str | None = None) -> None:
         for key in mapping:
             if key not in allowed:
-                close = difflib.get_close_matches(str(key), allowed, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                hint = did_you_mean_aside(str(key), allowed)
                 raise self.error(f"unknown key {key!r}{hint}; expected one of {', '.join(allowed)}",
                                  f"{where}.{key}" if where else str(key))
         for key in required:
@@ -389,8 +388,7 @@ class _Checker:
         self.keys(value, _REASON_KEYS, where=key)
         kind = value.get("kind")
         if kind is not None and kind not in KINDS:
-            close = difflib.get_close_matches(str(kind), KINDS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean_aside(str(kind), KINDS)
             raise self.error(f"{_show(kind)} is not a kind{hint}; expected one of {', '.join(KINDS)}", f"{key}.kind")
         rule = self.rule(value["rule"], f"{key}.rule") if value.get("rule") is not None else None
         contains = value.get("reason_contains")
@@ -519,18 +517,15 @@ def check_against_policy(scenarios: ScenarioFile, policy: Policy) -> None:
 
 def _known(check: _Checker, name: str, known: set[str], what: str, key: str) -> None:
     if name not in known:
-        close = difflib.get_close_matches(name, sorted(known), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise check.error(f"the policy has no {what} {name!r}{hint}", key)
+        raise check.error(f"the policy has no {what} {name!r}{did_you_mean(name, known)}", key)
 
 
 def _rule_location(check: _Checker, rule: RuleRef, policy: Policy, target: _Target, key: str) -> None:
     """That the rule a reference names exists: its id, or its file and line."""
     if rule.id is not None:
         if rule.id not in target.ids:
-            close = difflib.get_close_matches(rule.id, sorted(target.ids), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise check.error(f"the policy has no rule with id {rule.id!r}{hint} (ids are shown by "
+            raise check.error(f"the policy has no rule with id {rule.id!r}{did_you_mean(rule.id, target.ids)} "
+                              "(ids are shown by "
                               "`policy explain` and in every decision's `rule_id`)", key)
         return
     wanted = rule.line

@@ -463,8 +463,8 @@ def test_mapping_names_must_exist_on_both_sides(tmp_path: Path) -> None:
     main = write(tmp_path / "main.policy", source)
     _, found = check(load_text(source, str(main)))
     errors = [(d.code, d.span.line, d.message) for d in found if d.severity == "error"]
-    assert ("E102", 2, "base.policy declares no action, group or event 'voise'") in errors
-    assert ("E102", 2, "unknown action or group 'smss'") in errors
+    assert ("E102", 2, "base.policy declares no action, group or event 'voise'; did you mean 'voice'?") in errors
+    assert ("E102", 2, "unknown action or group 'smss'; did you mean 'sms'?") in errors
 
 
 def test_an_includer_cannot_change_a_baseline_default(tmp_path: Path) -> None:
@@ -630,3 +630,13 @@ def test_a_baselines_segments_come_along_and_cannot_be_redeclared(tmp_path: Path
                   "segment risky when score > 0.9\nallow all\n")
     _, found = check(load_text(clash.read_text(encoding="utf-8"), str(clash)))
     assert [(d.code, d.span.line) for d in found if d.severity == "error"] == [("E106", 3)]
+
+
+def test_e118_outcome_not_declared() -> None:
+    source = ACCOUNT + ALLOW + 'outcomes { conversation }\nquiet sms for 1 day after "converstion" on call\n'
+    assert_reported(source, "E118", '"converstion"', words="did you mean 'conversation'?")
+
+
+def test_w310_suppression_that_matches_nothing() -> None:
+    source = ACCOUNT + ALLOW + "forbid sms when dpd > 3  # policy: ignore[W306]\n"
+    assert_reported(source, "W310", "# policy", words="`ignore[W306]` suppresses nothing here")
