@@ -14,7 +14,7 @@ import datetime as dt
 import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import localcontext
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,7 +22,7 @@ from . import nodes as n
 from .calendars import is_holiday, known_country
 from .checker import Engine, Model
 from .errors import AccountError
-from .functions import FUNCTIONS, Clock
+from .functions import ARITHMETIC, FUNCTIONS, Clock, arithmetic_problem, divide
 from .runtime import (
     Blocked,
     Contact,
@@ -76,11 +76,7 @@ def _subtract(left: Any, right: Any) -> Any:
     return left - right
 
 
-def _divide(left: Any, right: Any) -> Any:
-    return Decimal(left) / Decimal(right)
-
-
-_ARITHMETIC = {"+": _add, "-": _subtract, "*": operator.mul, "/": _divide}
+_ARITHMETIC = {"+": _add, "-": _subtract, "*": operator.mul, "/": divide}
 _COMPARE = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
             ">": operator.gt, ">=": operator.ge}
 
@@ -351,11 +347,12 @@ class Policy(Engine):
             raise ValueError("now must be timezone-aware; the evaluator never guesses a zone")
         try:
             values = self.read_account(account)
-            return self._decide(values, history, now)
+            with localcontext(ARITHMETIC):  # every closure's `+ - *`, negation and abs, exact or trapped
+                return self._decide(values, history, now)
         except AccountError as problem:
             return self.error_decision(account.get("id"), str(problem))
         except (ArithmeticError, OverflowError) as problem:
-            return self.error_decision(account.get("id"), f"cannot evaluate: {problem}")
+            return self.error_decision(account.get("id"), f"cannot evaluate: {arithmetic_problem(problem)}")
 
     def error_decision(self, account_id: Any, message: str) -> Decision:
         shown = None if account_id is None or account_id == "" else str(account_id)
