@@ -2,21 +2,29 @@
 in input order.
 
 With `jobs > 1`, rows travel to worker processes in batches; each worker
-compiles the policy once. Only a bounded number of batches is in flight, so
-memory stays independent of the portfolio's size, and results are yielded
-in the order the rows were read.
+compiles, once, the checked model the parent loaded (never the files on disk,
+which may have changed since). Only a bounded number of batches is in
+flight, so memory stays independent of the portfolio's size, and results are
+yielded in the order the rows were read. A worker that dies or cannot start
+ends the run with a `WorkerError`, never a hang.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import multiprocessing
+import signal
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from itertools import islice
 
+from .checker import Model
 from .compiler import Policy
+from .errors import PolicyError
 from .io import AccountRow, History
 from .reference import ReferencePolicy
 from .runtime import Contact, Decision, Evidence
@@ -27,13 +35,38 @@ BATCHES_PER_WORKER = 4  # in flight: enough to keep workers busy, bounded for me
 Engine = Policy | ReferencePolicy
 
 
+class WorkerError(PolicyError):
+    """A `--jobs` worker process died, could not start, or was handed
+    sources that do not match their digest: the run cannot finish."""
+
+
 @dataclass(frozen=True)
 class PolicySpec:
-    """How a worker process loads the same policy as the parent."""
+    """What a worker process compiles: the checked model the parent loaded
+    (every source text inside it), never a path to read again, so an edit on
+    disk during the run cannot change a decision. `digest` is computed by the
+    parent and checked by the worker, so the two provably decide under the
+    same texts."""
 
-    path: str
-    include_paths: tuple[str, ...]
+    model: Model
     engine: str
+    digest: str
+
+    @staticmethod
+    def of(policy: Engine) -> PolicySpec:
+        engine = "reference" if isinstance(policy, ReferencePolicy) else "compiled"
+        return PolicySpec(policy.model, engine, sources_digest(policy.model.sources))
+
+
+def sources_digest(sources: Mapping[str, str]) -> str:
+    """sha256 over every (path, text) in path order, each length-prefixed so
+    that no two different mappings give the same byte stream."""
+    digest = hashlib.sha256()
+    for path in sorted(sources):
+        for part in (path, sources[path]):
+            data = part.encode("utf-8", "surrogatepass")
+            digest.update(len(data).to_bytes(8, "big") + data)
+    return digest.hexdigest()
 
 
 def decide_row(policy: Engine, row: AccountRow, contacts: list[Contact], broken: str | None,
@@ -65,18 +98,30 @@ def decide_stream(policy: Engine, rows: Iterator[AccountRow], history: History, 
 
 _Task = list[tuple[AccountRow, list[Contact], str | None]]
 _worker_policy: Engine | None = None  # one per worker process, set by _start_worker
+_worker_failure: str | None = None  # why _start_worker could not compile, reported with every batch
+# The parent owns the run: a terminal's Ctrl-C (sent to the whole process group) or a scheduler's SIGTERM or
+# SIGHUP is handled there once, and the parent shuts the workers down. Workers ignore them, so none prints
+# a traceback; a worker whose parent dies is not orphaned, since its task queue closes.
+_PARENT_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
 
 
 def _start_worker(spec: PolicySpec) -> None:
-    from . import load_policy
-
-    global _worker_policy
-    compiled = load_policy(spec.path, spec.include_paths)
-    _worker_policy = ReferencePolicy(compiled.model) if spec.engine == "reference" else compiled
+    """Compile the parent's model once. A digest mismatch is not raised here
+    (ProcessPoolExecutor would log a traceback and break the pool with a
+    vaguer message): it is kept, and every batch reports it to the parent."""
+    global _worker_policy, _worker_failure
+    for signum in _PARENT_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _PARENT_SIGNALS)  # blocked by the parent while spawning us
+    if sources_digest(spec.model.sources) != spec.digest:
+        _worker_failure = "the policy sources a worker received do not match their digest"
+        return
+    _worker_policy = ReferencePolicy(spec.model) if spec.engine == "reference" else Policy(spec.model)
 
 
 def _decide_batch(task: _Task, now: dt.datetime) -> list[Decision]:
-    assert _worker_policy is not None
+    if _worker_policy is None:
+        raise WorkerError(_worker_failure or "a worker has no policy")
     # explanations are rendered in the parent only on request: do not ship their evidence back
     return [replace(decide_row(_worker_policy, row, contacts, broken, now), evidence=Evidence())
             for row, contacts, broken in task]
@@ -84,9 +129,13 @@ def _decide_batch(task: _Task, now: dt.datetime) -> list[Decision]:
 
 def _in_parallel(rows: Iterator[AccountRow], history: History, now: dt.datetime, jobs: int,
                  spec: PolicySpec) -> Iterator[tuple[AccountRow, Decision]]:
+    """ProcessPoolExecutor rather than multiprocessing.Pool: a worker that
+    dies (the OOM killer's SIGKILL) breaks the pool and fails every pending
+    batch instead of hanging the run, and a dead worker is never respawned."""
     context = multiprocessing.get_context("spawn")  # no inherited locks or threads
-    with context.Pool(jobs, initializer=_start_worker, initargs=(spec,)) as pool:
-        pending: deque[tuple[_Task, multiprocessing.pool.AsyncResult[list[Decision]]]] = deque()
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(spec,))
+    pending: deque[tuple[_Task, Future[list[Decision]]]] = deque()
+    try:
         while True:
             while len(pending) < jobs * BATCHES_PER_WORKER:
                 batch = list(islice(rows, BATCH_ROWS))
@@ -94,9 +143,28 @@ def _in_parallel(rows: Iterator[AccountRow], history: History, now: dt.datetime,
                     break
                 task = [(row, history.for_account(row.account_id), history.broken.get(row.account_id or ""))
                         for row in batch]
-                pending.append((task, pool.apply_async(_decide_batch, (task, now))))
+                pending.append((task, _submit(pool, task, now)))
             if not pending:
                 return
-            task, result = pending.popleft()
-            for (row, _, _), decision in zip(task, result.get(), strict=True):
+            task, future = pending.popleft()
+            for (row, _, _), decision in zip(task, future.result(), strict=True):
                 yield row, decision
+    except BrokenProcessPool:
+        raise WorkerError("a --jobs worker process died (killed by a signal such as the out-of-memory "
+                          "killer's, or it crashed while starting)") from None
+    except OSError as exc:
+        raise WorkerError(f"cannot start --jobs worker processes: {exc.strerror or exc}") from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _submit(pool: ProcessPoolExecutor, task: _Task, now: dt.datetime) -> Future[list[Decision]]:
+    """Submit with the parent's signals blocked: a worker is spawned inside
+    `submit`, inherits the mask, and so cannot be interrupted before
+    `_start_worker` ignores those signals (a signal that arrives meanwhile
+    is delivered to the parent when the mask is restored)."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _PARENT_SIGNALS)
+    try:
+        return pool.submit(_decide_batch, task, now)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

@@ -16,8 +16,10 @@ import contextlib
 import csv
 import json
 import os
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
@@ -251,11 +253,63 @@ def atomic_output(path: str | None) -> Iterator[IO[str]]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        if _ARRIVED:
+            raise Interrupted(_ARRIVED[0])
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+# What a scheduler or a terminal sends a batch job to stop it. Each is turned into `Interrupted`, which
+# unwinds through `atomic_output` (removing its temporary file) to the CLI, which exits 128 + the signal number.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Interrupted(BaseException):
+    """A stop signal arrived. A BaseException, like KeyboardInterrupt, so
+    that no `except Exception` on the way up can swallow it."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        super().__init__(self.name)
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention for a process ended by this signal (130, 143, 129)."""
+        return 128 + self.signum
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Within the block, the first stop signal raises `Interrupted`; later
+    ones are ignored, so that the cleanup they would interrupt can finish.
+    Handlers can only be installed from the main thread; elsewhere (an
+    application calling the CLI from a thread) signals keep their handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _ARRIVED.clear()
+
+    def stop(signum: int, frame: object) -> None:
+        if not _ARRIVED:
+            _ARRIVED.append(signum)
+            raise Interrupted(signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _ARRIVED.clear()
+
+
+# The stop signal `interruptible` received, if any. Python may run a signal handler inside a finaliser,
+# where the exception it raises is printed and dropped; atomic_output checks this before it replaces a file.
+_ARRIVED: list[int] = []
 
 
 def _mode_for(path: str) -> int:
