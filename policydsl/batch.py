@@ -25,7 +25,7 @@ from itertools import islice
 from .checker import Model
 from .compiler import Policy
 from .errors import PolicyError
-from .io import AccountRow, History
+from .io import STOP_SIGNALS, AccountRow, History, block_stop_signals, restore_signals
 from .reference import ReferencePolicy
 from .runtime import Contact, Decision, Evidence
 
@@ -100,9 +100,8 @@ _Task = list[tuple[AccountRow, list[Contact], str | None]]
 _worker_policy: Engine | None = None  # one per worker process, set by _start_worker
 _worker_failure: str | None = None  # why _start_worker could not compile, reported with every batch
 # The parent owns the run: a terminal's Ctrl-C (sent to the whole process group) or a scheduler's SIGTERM or
-# SIGHUP is handled there once, and the parent shuts the workers down. Workers ignore them, so none prints
-# a traceback; a worker whose parent dies is not orphaned, since its task queue closes.
-_PARENT_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+# SIGHUP is handled there once (io.interruptible), and the parent shuts the workers down. Workers ignore these
+# signals, so none prints a traceback; a worker whose parent dies is not orphaned, since its task queue closes.
 
 
 def _start_worker(spec: PolicySpec) -> None:
@@ -110,9 +109,9 @@ def _start_worker(spec: PolicySpec) -> None:
     (ProcessPoolExecutor would log a traceback and break the pool with a
     vaguer message): it is kept, and every batch reports it to the parent."""
     global _worker_policy, _worker_failure
-    for signum in _PARENT_SIGNALS:
+    for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _PARENT_SIGNALS)  # blocked by the parent while spawning us
+    restore_signals(set())  # the parent blocked them while spawning this process
     if sources_digest(spec.model.sources) != spec.digest:
         _worker_failure = "the policy sources a worker received do not match their digest"
         return
@@ -163,8 +162,8 @@ def _submit(pool: ProcessPoolExecutor, task: _Task, now: dt.datetime) -> Future[
     `submit`, inherits the mask, and so cannot be interrupted before
     `_start_worker` ignores those signals (a signal that arrives meanwhile
     is delivered to the parent when the mask is restored)."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _PARENT_SIGNALS)
+    previous = block_stop_signals()
     try:
         return pool.submit(_decide_batch, task, now)
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        restore_signals(previous)

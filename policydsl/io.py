@@ -243,11 +243,14 @@ def atomic_output(path: str | None) -> Iterator[IO[str]]:
         sys.stdout.flush()
         return
     directory = os.path.dirname(os.path.abspath(path))
+    deferred = block_stop_signals()  # a stop signal between mkstemp and `try` would leave the file behind
     try:
         fd, temporary = tempfile.mkstemp(prefix=".policy-", suffix=".tmp", dir=directory)
     except OSError as exc:
+        restore_signals(deferred)
         raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
     try:
+        restore_signals(deferred)  # a pending stop signal is raised here, where the file is removed
         os.chmod(temporary, _mode_for(path))
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             yield handle
@@ -264,7 +267,22 @@ def atomic_output(path: str | None) -> Iterator[IO[str]]:
 
 # What a scheduler or a terminal sends a batch job to stop it. Each is turned into `Interrupted`, which
 # unwinds through `atomic_output` (removing its temporary file) to the CLI, which exits 128 + the signal number.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOP_SIGNALS = frozenset(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def block_stop_signals() -> set[int | signal.Signals] | None:
+    """Defer the stop signals in this thread (they stay pending, and threads
+    or processes started meanwhile inherit the mask); returns what
+    `restore_signals` needs. None where the platform has no signal masks."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def restore_signals(previous: set[int | signal.Signals] | None) -> None:
+    """Undo `block_stop_signals`; a signal that arrived meanwhile is delivered now."""
+    if previous is not None and hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class Interrupted(BaseException):
