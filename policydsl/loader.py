@@ -14,9 +14,10 @@ sockets are refused from `fstat` of a non-blocking open, never waited on.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -81,7 +82,8 @@ def load_file(path: str | os.PathLike[str], include_roots: Sequence[str | os.Pat
     """Parse `path` and, recursively, the files it includes (each distinct
     file once, however many includes reach it)."""
     shown = os.path.normpath(str(path))
-    roots = [Path(shown).resolve().parent, *(Path(root).resolve() for root in include_roots)]
+    top = _resolve(shown, lambda why: _file_error(shown, f"cannot read policy file: {why}"))
+    roots = [top.parent, *(Path(root).resolve() for root in include_roots)]
     return _load(shown, roots, (), {})[0]
 
 
@@ -98,7 +100,7 @@ def _load(shown: str, roots: list[Path], chain: tuple[str, ...], loaded: _Loaded
     the first time this load reaches it. Reuse cannot hide a cycle: a file
     is kept only once all its includes are resolved, and one still being
     resolved is in `chain`."""
-    key = str(Path(shown).resolve())
+    key = str(_resolve(shown, lambda why: _file_error(shown, f"cannot read policy file: {why}")))
     if key not in loaded:
         policy = parse(read_source(shown), shown)
         loaded[key] = _resolve_includes(policy, roots, (*chain, key), loaded)
@@ -116,7 +118,7 @@ def _resolve_includes(policy: n.PolicyFile, roots: list[Path], chain: tuple[str,
         if problem is not None:
             raise _include_error(policy, include, f"include path {problem}")
         target = os.path.normpath(os.path.join(os.path.dirname(policy.path), include.path))
-        resolved = Path(target).resolve()
+        resolved = _resolve(target, functools.partial(_unreadable_include, policy, include))
         if not any(resolved.is_relative_to(root) for root in roots):
             raise _include_error(policy, include, f"include {include.path!r} leaves the policy's directory; "
                                  "pass --include-path to allow it")
@@ -135,6 +137,19 @@ def _resolve_includes(policy: n.PolicyFile, roots: list[Path], chain: tuple[str,
     return replace(policy, included=tuple(included)), height
 
 
+def _resolve(path: str, error: Callable[[str], PolicySyntaxError]) -> Path:
+    """`Path.resolve`, whose symlink loop (RuntimeError), NUL byte
+    (ValueError) or over-long name (OSError) becomes `error(why)`."""
+    try:
+        return Path(path).resolve()
+    except RuntimeError:
+        raise error("a loop of symbolic links") from None
+    except ValueError:
+        raise error("the path contains a NUL byte") from None
+    except OSError as exc:
+        raise error(exc.strerror or str(exc)) from None
+
+
 def _path_problem(path: str) -> str | None:
     """Why the OS would refuse `path` (checked before any system call, which
     would raise ValueError or ENAMETOOLONG instead of a positioned error)."""
@@ -146,6 +161,10 @@ def _path_problem(path: str) -> str | None:
     if any(len(part) > MAX_NAME_BYTES for part in encoded.split(b"/")):
         return f"has a file or directory name longer than {MAX_NAME_BYTES} bytes"
     return None
+
+
+def _unreadable_include(policy: n.PolicyFile, include: n.Include, why: str) -> PolicySyntaxError:
+    return _include_error(policy, include, f"cannot read included file {include.path!r}: {why}")
 
 
 def _include_error(policy: n.PolicyFile, include: n.Include, message: str) -> PolicySyntaxError:

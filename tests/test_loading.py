@@ -198,3 +198,18 @@ def test_a_file_reached_again_deeper_still_respects_the_include_depth(tmp_path: 
     assert "includes nested deeper than 16" in error.diagnostic.message
     main_file.write_text(HEADER + 'include "c0.policy"\n' + MAIN_TAIL, encoding="utf-8")  # the same, unshared
     assert "includes nested deeper than 16" in _e002(main_file).diagnostic.message
+
+
+# ------------------------------------------------------------ found by benchmarks/adversarial.py
+
+
+def test_a_symbolic_link_loop_or_a_nul_byte_in_the_policy_path_is_e002(tmp_path: Path) -> None:
+    loop = tmp_path / "loop.policy"
+    loop.symlink_to(loop)
+    assert _e002(loop).diagnostic.message == "cannot read policy file: a loop of symbolic links"
+    assert _e002("bad\0name.policy").diagnostic.message == "cannot read policy file: the path contains a NUL byte"
+    main_file = tmp_path / "main.policy"
+    main_file.write_text(HEADER + 'include "loop.policy"\n' + MAIN_TAIL, encoding="utf-8")
+    error = _e002(main_file)
+    assert error.diagnostic.message == "cannot read included file 'loop.policy': a loop of symbolic links"
+    assert (error.span.line, error.span.column) == (2, 1)
