@@ -98,7 +98,7 @@ def decide_stream(policy: Engine, rows: Iterator[AccountRow], history: History, 
 
 _Task = list[tuple[AccountRow, list[Contact], str | None]]
 _worker_policy: Engine | None = None  # one per worker process, set by _start_worker
-_worker_failure: str | None = None  # why _start_worker could not compile, reported with every batch
+_worker_failure: str | None = None  # why _start_worker refused its sources, reported with every batch
 # The parent owns the run: a terminal's Ctrl-C (sent to the whole process group) or a scheduler's SIGTERM or
 # SIGHUP is handled there once (io.interruptible), and the parent shuts the workers down. Workers ignore these
 # signals, so none prints a traceback; a worker whose parent dies is not orphaned, since its task queue closes.
