@@ -271,8 +271,9 @@ def interrupted_runs(kind: Kind, rng: random.Random, count: int, work: Path) -> 
         out.write("id,dpd,balance\n")
         out.writelines(f"A{i},{i % 90},{i % 500}.5\n" for i in range(60_000))
     for number in range(count):
-        what = rng.choice(["SIGTERM", "SIGHUP", "SIGINT", "SIGINT-group", "kill-worker"])
-        jobs = "2" if what in ("SIGINT-group", "kill-worker") or rng.random() < 0.3 else "1"
+        what = rng.choice(["SIGTERM", "SIGHUP", "SIGINT", "SIGINT-group", "SIGTERM-group", "SIGHUP-group",
+                           "kill-worker"])
+        jobs = "2" if what.endswith("-group") or what == "kill-worker" or rng.random() < 0.3 else "1"
         delay = rng.uniform(0, 1.5)
         kind.judge(f"{what} --jobs {jobs} after {delay:.2f} s",
                    _interrupted(work / f"out{number}", policy, accounts, what, jobs, delay))
@@ -297,8 +298,8 @@ def _interrupted(directory: Path, policy: Path, accounts: Path, what: str, jobs:
         children = _children(process.pid)
         if children:
             os.kill(children[0], signal.SIGKILL)
-    elif what == "SIGINT-group":
-        os.killpg(process.pid, signal.SIGINT)
+    elif what.endswith("-group"):  # as a terminal or a service manager sends it: workers get it too
+        os.killpg(process.pid, getattr(signal, what.removesuffix("-group")))
     else:
         process.send_signal(getattr(signal, what))
     try:
@@ -312,7 +313,7 @@ def _interrupted(directory: Path, policy: Path, accounts: Path, what: str, jobs:
         return f"left {leftovers[0].name}"
     if finished_first or process.returncode == 0:
         return None if output.read_text(encoding="utf-8") != "old\n" else "exit 0 but the output was not written"
-    expected = {"kill-worker": 2, "SIGINT-group": 130, "SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}[what]
+    expected = 2 if what == "kill-worker" else 128 + getattr(signal, what.removesuffix("-group"))
     if process.returncode != expected:
         return f"exit {process.returncode}, expected {expected}: {stderr[-200:]}"
     if output.read_text(encoding="utf-8") != "old\n":

@@ -12,20 +12,22 @@ ends the run with a `WorkerError`, never a hang.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import multiprocessing
 import signal
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from itertools import islice
+from typing import TypeVar
 
 from .checker import Model
 from .compiler import Policy
 from .errors import PolicyError
-from .io import STOP_SIGNALS, AccountRow, History, block_stop_signals, restore_signals
+from .io import AccountRow, History, block_stop_signals, restore_signals
 from .reference import ReferencePolicy
 from .runtime import Contact, Decision, Evidence
 
@@ -33,6 +35,7 @@ BATCH_ROWS = 256
 BATCHES_PER_WORKER = 4  # in flight: enough to keep workers busy, bounded for memory
 
 Engine = Policy | ReferencePolicy
+_T = TypeVar("_T")
 
 
 class WorkerError(PolicyError):
@@ -99,9 +102,11 @@ def decide_stream(policy: Engine, rows: Iterator[AccountRow], history: History, 
 _Task = list[tuple[AccountRow, list[Contact], str | None]]
 _worker_policy: Engine | None = None  # one per worker process, set by _start_worker
 _worker_failure: str | None = None  # why _start_worker refused its sources, reported with every batch
-# The parent owns the run: a terminal's Ctrl-C (sent to the whole process group) or a scheduler's SIGTERM or
-# SIGHUP is handled there once (io.interruptible), and the parent shuts the workers down. Workers ignore these
-# signals, so none prints a traceback; a worker whose parent dies is not orphaned, since its task queue closes.
+# The parent owns the run: a terminal's Ctrl-C (SIGINT to the whole process group) is handled there once
+# (io.interruptible), and the parent shuts the workers down, so workers ignore SIGINT (Python's default
+# handler would print a KeyboardInterrupt traceback per worker). SIGTERM and SIGHUP keep their default
+# action, which ends a worker silently: the executor itself terminates workers with SIGTERM when the pool
+# breaks, and a worker that ignored it would hang the run.
 
 
 def _start_worker(spec: PolicySpec) -> None:
@@ -109,9 +114,8 @@ def _start_worker(spec: PolicySpec) -> None:
     (ProcessPoolExecutor would log a traceback and break the pool with a
     vaguer message): it is kept, and every batch reports it to the parent."""
     global _worker_policy, _worker_failure
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
-    restore_signals(set())  # the parent blocked them while spawning this process
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    restore_signals(set())  # the parent blocked the stop signals while spawning this process
     if sources_digest(spec.model.sources) != spec.digest:
         _worker_failure = "the policy sources a worker received do not match their digest"
         return
@@ -119,8 +123,9 @@ def _start_worker(spec: PolicySpec) -> None:
 
 
 def _decide_batch(task: _Task, now: dt.datetime) -> list[Decision]:
-    if _worker_policy is None:
-        raise WorkerError(_worker_failure or "a worker has no policy")
+    if _worker_failure is not None:
+        raise WorkerError(_worker_failure)
+    assert _worker_policy is not None  # set by _start_worker, which runs before any batch
     # explanations are rendered in the parent only on request: do not ship their evidence back
     return [replace(decide_row(_worker_policy, row, contacts, broken, now), evidence=Evidence())
             for row, contacts, broken in task]
@@ -132,7 +137,11 @@ def _in_parallel(rows: Iterator[AccountRow], history: History, now: dt.datetime,
     dies (the OOM killer's SIGKILL) breaks the pool and fails every pending
     batch instead of hanging the run, and a dead worker is never respawned."""
     context = multiprocessing.get_context("spawn")  # no inherited locks or threads
-    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(spec,))
+    try:
+        pool = _spawning(functools.partial(ProcessPoolExecutor, jobs, mp_context=context,
+                                           initializer=_start_worker, initargs=(spec,)))
+    except OSError as exc:
+        raise _cannot_start(exc) from None
     pending: deque[tuple[_Task, Future[list[Decision]]]] = deque()
     try:
         while True:
@@ -142,7 +151,7 @@ def _in_parallel(rows: Iterator[AccountRow], history: History, now: dt.datetime,
                     break
                 task = [(row, history.for_account(row.account_id), history.broken.get(row.account_id or ""))
                         for row in batch]
-                pending.append((task, _submit(pool, task, now)))
+                pending.append((task, _spawning(functools.partial(pool.submit, _decide_batch, task, now))))
             if not pending:
                 return
             task, future = pending.popleft()
@@ -152,18 +161,26 @@ def _in_parallel(rows: Iterator[AccountRow], history: History, now: dt.datetime,
         raise WorkerError("a --jobs worker process died (killed by a signal such as the out-of-memory "
                           "killer's, or it crashed while starting)") from None
     except OSError as exc:
-        raise WorkerError(f"cannot start --jobs worker processes: {exc.strerror or exc}") from None
+        raise _cannot_start(exc) from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _submit(pool: ProcessPoolExecutor, task: _Task, now: dt.datetime) -> Future[list[Decision]]:
-    """Submit with the parent's signals blocked: a worker is spawned inside
-    `submit`, inherits the mask, and so cannot be interrupted before
-    `_start_worker` ignores those signals (a signal that arrives meanwhile
-    is delivered to the parent when the mask is restored)."""
+def _cannot_start(exc: OSError) -> WorkerError:
+    """Spawning failed (no processes or semaphores left, EAGAIN, ENOMEM)."""
+    return WorkerError(f"cannot start --jobs worker processes: {exc.strerror or exc}")
+
+
+def _spawning(start: Callable[[], _T]) -> _T:
+    """`start()` with the stop signals blocked. The processes it spawns
+    inherit the mask: a worker (spawned inside `submit`) cannot get a Ctrl-C
+    before `_start_worker` ignores SIGINT, and multiprocessing's resource
+    tracker (started with the executor, and unblocking only SIGINT and
+    SIGTERM, which it ignores) is not killed by a SIGHUP sent to the whole
+    process group. A signal that arrives meanwhile reaches the parent when
+    the mask is restored."""
     previous = block_stop_signals()
     try:
-        return pool.submit(_decide_batch, task, now)
+        return start()
     finally:
         restore_signals(previous)

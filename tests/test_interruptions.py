@@ -142,23 +142,35 @@ def test_a_stop_signal_mid_run_removes_the_temporary_file_and_keeps_the_old_outp
     _assert_clean_stop(tmp_path, output, stderr)
 
 
-def test_ctrl_c_with_jobs_prints_one_line_not_every_workers_traceback(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_ctrl_c_with_jobs_prints_one_line_not_every_workers_traceback(tmp_path: Path, signum: int,
+                                                                       code: int) -> None:
+    """To the whole process group, as a terminal sends Ctrl-C or a hang-up
+    and as a service manager stops a job: workers and multiprocessing's
+    resource tracker get it too."""
     process, output = _start_run(tmp_path, "--jobs", "2")
     _wait_for(lambda: len(_workers(process.pid)) == 2 and bool(_temporary_files(tmp_path)), process,
               "two workers run")
-    os.killpg(process.pid, signal.SIGINT)  # as a terminal does: to the whole process group
+    os.killpg(process.pid, signum)
     returncode, stderr = _finish(process)
-    assert returncode == 130, stderr
+    assert returncode == code, stderr
     _assert_clean_stop(tmp_path, output, stderr)
 
 
 # ------------------------------------------------------------ dead and failing workers (issue 11.9)
 
 
+def _deciding(directory: Path) -> bool:
+    """Decisions have reached the temporary output: the workers are busy."""
+    return any(path.stat().st_size > 0 for path in _temporary_files(directory))
+
+
 def test_a_killed_worker_ends_the_run_with_one_line_and_exit_2(tmp_path: Path) -> None:
+    """Killed while the workers are busy: the executor then terminates the
+    other worker, which must not ignore that (a hang once, when workers
+    ignored SIGTERM)."""
     process, output = _start_run(tmp_path, "--jobs", "2")
-    _wait_for(lambda: len(_workers(process.pid)) == 2 and bool(_temporary_files(tmp_path)), process,
-              "two workers run")
+    _wait_for(lambda: len(_workers(process.pid)) == 2 and _deciding(tmp_path), process, "two workers decide")
     os.kill(_workers(process.pid)[0], signal.SIGKILL)  # what the out-of-memory killer does
     returncode, stderr = _finish(process)
     assert returncode == 2, stderr
