@@ -143,6 +143,7 @@ def _in_parallel(rows: Iterator[AccountRow], history: History, now: dt.datetime,
     except OSError as exc:
         raise _cannot_start(exc) from None
     pending: deque[tuple[_Task, Future[list[Decision]]]] = deque()
+    finished = False
     try:
         while True:
             while len(pending) < jobs * BATCHES_PER_WORKER:
@@ -153,6 +154,7 @@ def _in_parallel(rows: Iterator[AccountRow], history: History, now: dt.datetime,
                         for row in batch]
                 pending.append((task, _spawning(functools.partial(pool.submit, _decide_batch, task, now))))
             if not pending:
+                finished = True
                 return
             task, future = pending.popleft()
             for (row, _, _), decision in zip(task, future.result(), strict=True):
@@ -163,7 +165,30 @@ def _in_parallel(rows: Iterator[AccountRow], history: History, now: dt.datetime,
     except OSError as exc:
         raise _cannot_start(exc) from None
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if finished:
+            pool.shutdown(wait=True)
+        else:
+            _abandon(pool)
+
+
+def _abandon(pool: ProcessPoolExecutor) -> None:
+    """An interrupted, failed or abandoned run stops now instead of waiting
+    for the batches in flight. The workers are killed, and the parent's end
+    of the result pipe is closed: a worker killed in the middle of writing a
+    result leaves a partial message that the executor's manager thread would
+    otherwise wait for in `recv()` for ever, and interpreter exit joins that
+    thread (a hang found by benchmarks/adversarial.py: SIGTERM to the process
+    group during `--jobs 2`). The executor has no public handle on either,
+    hence `_processes` and `_result_queue`."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    results = getattr(pool, "_result_queue", None)
+    pool.shutdown(wait=False, cancel_futures=True)
+    for worker in workers:
+        worker.kill()
+    for worker in workers:
+        worker.join()
+    if results is not None:
+        results._writer.close()  # the manager thread's recv() now ends (EOF): the pool is broken, not hung
 
 
 def _cannot_start(exc: OSError) -> WorkerError:
