@@ -33,6 +33,7 @@ from .runtime import Contact, Decision, Evidence
 
 BATCH_ROWS = 256
 BATCHES_PER_WORKER = 4  # in flight: enough to keep workers busy, bounded for memory
+_MANAGER_EXIT_SECONDS = 10.0  # an abandoned pool's manager thread normally ends in milliseconds
 
 Engine = Policy | ReferencePolicy
 _T = TypeVar("_T")
@@ -178,10 +179,14 @@ def _abandon(pool: ProcessPoolExecutor) -> None:
     result leaves a partial message that the executor's manager thread would
     otherwise wait for in `recv()` for ever, and interpreter exit joins that
     thread (a hang found by benchmarks/adversarial.py: SIGTERM to the process
-    group during `--jobs 2`). The executor has no public handle on either,
-    hence `_processes` and `_result_queue`."""
+    group during `--jobs 2`). That thread is then waited for, briefly, so
+    that it has cleaned up before interpreter exit wakes it (the two race
+    in Python 3.11 and print a traceback). The executor has no public
+    handle on any of these, hence `_processes`, `_result_queue` and
+    `_executor_manager_thread`."""
     workers = list((getattr(pool, "_processes", None) or {}).values())
     results = getattr(pool, "_result_queue", None)
+    manager = getattr(pool, "_executor_manager_thread", None)
     pool.shutdown(wait=False, cancel_futures=True)
     for worker in workers:
         worker.kill()
@@ -189,6 +194,8 @@ def _abandon(pool: ProcessPoolExecutor) -> None:
         worker.join()
     if results is not None:
         results._writer.close()  # the manager thread's recv() now ends (EOF): the pool is broken, not hung
+    if manager is not None:
+        manager.join(_MANAGER_EXIT_SECONDS)
 
 
 def _cannot_start(exc: OSError) -> WorkerError:
