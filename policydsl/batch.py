@@ -2,38 +2,75 @@
 in input order.
 
 With `jobs > 1`, rows travel to worker processes in batches; each worker
-compiles the policy once. Only a bounded number of batches is in flight, so
-memory stays independent of the portfolio's size, and results are yielded
-in the order the rows were read.
+compiles, once, the checked model the parent loaded (never the files on disk,
+which may have changed since). Only a bounded number of batches is in
+flight, so memory stays independent of the portfolio's size, and results are
+yielded in the order the rows were read. A worker that dies or cannot start
+ends the run with a `WorkerError`, never a hang.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import hashlib
 import multiprocessing
+import signal
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from itertools import islice
+from typing import TypeVar
 
+from .checker import Model
 from .compiler import Policy
-from .io import AccountRow, History
+from .errors import PolicyError
+from .io import AccountRow, History, block_stop_signals, restore_signals
 from .reference import ReferencePolicy
 from .runtime import Contact, Decision, Evidence
 
 BATCH_ROWS = 256
 BATCHES_PER_WORKER = 4  # in flight: enough to keep workers busy, bounded for memory
+_MANAGER_EXIT_SECONDS = 10.0  # an abandoned pool's manager thread normally ends in milliseconds
 
 Engine = Policy | ReferencePolicy
+_T = TypeVar("_T")
+
+
+class WorkerError(PolicyError):
+    """A `--jobs` worker process died, could not start, or was handed
+    sources that do not match their digest: the run cannot finish."""
 
 
 @dataclass(frozen=True)
 class PolicySpec:
-    """How a worker process loads the same policy as the parent."""
+    """What a worker process compiles: the checked model the parent loaded
+    (every source text inside it), never a path to read again, so an edit on
+    disk during the run cannot change a decision. `digest` is computed by the
+    parent and checked by the worker, so the two provably decide under the
+    same texts."""
 
-    path: str
-    include_paths: tuple[str, ...]
+    model: Model
     engine: str
+    digest: str
+
+    @staticmethod
+    def of(policy: Engine) -> PolicySpec:
+        engine = "reference" if isinstance(policy, ReferencePolicy) else "compiled"
+        return PolicySpec(policy.model, engine, sources_digest(policy.model.sources))
+
+
+def sources_digest(sources: Mapping[str, str]) -> str:
+    """sha256 over every (path, text) in path order, each length-prefixed so
+    that no two different mappings give the same byte stream."""
+    digest = hashlib.sha256()
+    for path in sorted(sources):
+        for part in (path, sources[path]):
+            data = part.encode("utf-8", "surrogatepass")
+            digest.update(len(data).to_bytes(8, "big") + data)
+    return digest.hexdigest()
 
 
 def decide_row(policy: Engine, row: AccountRow, contacts: list[Contact], broken: str | None,
@@ -65,18 +102,31 @@ def decide_stream(policy: Engine, rows: Iterator[AccountRow], history: History, 
 
 _Task = list[tuple[AccountRow, list[Contact], str | None]]
 _worker_policy: Engine | None = None  # one per worker process, set by _start_worker
+_worker_failure: str | None = None  # why _start_worker refused its sources, reported with every batch
+# The parent owns the run: a terminal's Ctrl-C (SIGINT to the whole process group) is handled there once
+# (io.interruptible), and the parent shuts the workers down, so workers ignore SIGINT (Python's default
+# handler would print a KeyboardInterrupt traceback per worker). SIGTERM and SIGHUP keep their default
+# action, which ends a worker silently: the executor itself terminates workers with SIGTERM when the pool
+# breaks, and a worker that ignored it would hang the run.
 
 
 def _start_worker(spec: PolicySpec) -> None:
-    from . import load_policy
-
-    global _worker_policy
-    compiled = load_policy(spec.path, spec.include_paths)
-    _worker_policy = ReferencePolicy(compiled.model) if spec.engine == "reference" else compiled
+    """Compile the parent's model once. A digest mismatch is not raised here
+    (ProcessPoolExecutor would log a traceback and break the pool with a
+    vaguer message): it is kept, and every batch reports it to the parent."""
+    global _worker_policy, _worker_failure
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    restore_signals(set())  # the parent blocked the stop signals while spawning this process
+    if sources_digest(spec.model.sources) != spec.digest:
+        _worker_failure = "the policy sources a worker received do not match their digest"
+        return
+    _worker_policy = ReferencePolicy(spec.model) if spec.engine == "reference" else Policy(spec.model)
 
 
 def _decide_batch(task: _Task, now: dt.datetime) -> list[Decision]:
-    assert _worker_policy is not None
+    if _worker_failure is not None:
+        raise WorkerError(_worker_failure)
+    assert _worker_policy is not None  # set by _start_worker, which runs before any batch
     # explanations are rendered in the parent only on request: do not ship their evidence back
     return [replace(decide_row(_worker_policy, row, contacts, broken, now), evidence=Evidence())
             for row, contacts, broken in task]
@@ -84,9 +134,18 @@ def _decide_batch(task: _Task, now: dt.datetime) -> list[Decision]:
 
 def _in_parallel(rows: Iterator[AccountRow], history: History, now: dt.datetime, jobs: int,
                  spec: PolicySpec) -> Iterator[tuple[AccountRow, Decision]]:
+    """ProcessPoolExecutor rather than multiprocessing.Pool: a worker that
+    dies (the OOM killer's SIGKILL) breaks the pool and fails every pending
+    batch instead of hanging the run, and a dead worker is never respawned."""
     context = multiprocessing.get_context("spawn")  # no inherited locks or threads
-    with context.Pool(jobs, initializer=_start_worker, initargs=(spec,)) as pool:
-        pending: deque[tuple[_Task, multiprocessing.pool.AsyncResult[list[Decision]]]] = deque()
+    try:
+        pool = _spawning(functools.partial(ProcessPoolExecutor, jobs, mp_context=context,
+                                           initializer=_start_worker, initargs=(spec,)))
+    except OSError as exc:
+        raise _cannot_start(exc) from None
+    pending: deque[tuple[_Task, Future[list[Decision]]]] = deque()
+    finished = False
+    try:
         while True:
             while len(pending) < jobs * BATCHES_PER_WORKER:
                 batch = list(islice(rows, BATCH_ROWS))
@@ -94,9 +153,66 @@ def _in_parallel(rows: Iterator[AccountRow], history: History, now: dt.datetime,
                     break
                 task = [(row, history.for_account(row.account_id), history.broken.get(row.account_id or ""))
                         for row in batch]
-                pending.append((task, pool.apply_async(_decide_batch, (task, now))))
+                pending.append((task, _spawning(functools.partial(pool.submit, _decide_batch, task, now))))
             if not pending:
+                finished = True
                 return
-            task, result = pending.popleft()
-            for (row, _, _), decision in zip(task, result.get(), strict=True):
+            task, future = pending.popleft()
+            for (row, _, _), decision in zip(task, future.result(), strict=True):
                 yield row, decision
+    except BrokenProcessPool:
+        raise WorkerError("a --jobs worker process died (killed by a signal such as the out-of-memory "
+                          "killer's, or it crashed while starting)") from None
+    except OSError as exc:
+        raise _cannot_start(exc) from None
+    finally:
+        if finished:
+            pool.shutdown(wait=True)
+        else:
+            _abandon(pool)
+
+
+def _abandon(pool: ProcessPoolExecutor) -> None:
+    """An interrupted, failed or abandoned run stops now instead of waiting
+    for the batches in flight. The workers are killed, and the parent's end
+    of the result pipe is closed: a worker killed in the middle of writing a
+    result leaves a partial message that the executor's manager thread would
+    otherwise wait for in `recv()` for ever, and interpreter exit joins that
+    thread (a hang found by benchmarks/adversarial.py: SIGTERM to the process
+    group during `--jobs 2`). That thread is then waited for, briefly, so
+    that it has cleaned up before interpreter exit wakes it (the two race
+    in Python 3.11 and print a traceback). The executor has no public
+    handle on any of these, hence `_processes`, `_result_queue` and
+    `_executor_manager_thread`."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    results = getattr(pool, "_result_queue", None)
+    manager = getattr(pool, "_executor_manager_thread", None)
+    pool.shutdown(wait=False, cancel_futures=True)
+    for worker in workers:
+        worker.kill()
+    for worker in workers:
+        worker.join()
+    if results is not None:
+        results._writer.close()  # the manager thread's recv() now ends (EOF): the pool is broken, not hung
+    if manager is not None:
+        manager.join(_MANAGER_EXIT_SECONDS)
+
+
+def _cannot_start(exc: OSError) -> WorkerError:
+    """Spawning failed (no processes or semaphores left, EAGAIN, ENOMEM)."""
+    return WorkerError(f"cannot start --jobs worker processes: {exc.strerror or exc}")
+
+
+def _spawning(start: Callable[[], _T]) -> _T:
+    """`start()` with the stop signals blocked. The processes it spawns
+    inherit the mask: a worker (spawned inside `submit`) cannot get a Ctrl-C
+    before `_start_worker` ignores SIGINT, and multiprocessing's resource
+    tracker (started with the executor, and unblocking only SIGINT and
+    SIGTERM, which it ignores) is not killed by a SIGHUP sent to the whole
+    process group. A signal that arrives meanwhile reaches the parent when
+    the mask is restored."""
+    previous = block_stop_signals()
+    try:
+        return start()
+    finally:
+        restore_signals(previous)

@@ -16,6 +16,7 @@ import itertools
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from decimal import localcontext
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,7 @@ from . import nodes as n
 from . import suppress
 from .errors import AccountError, Diagnostic
 from .formatter import canonical_rule, canonical_text
-from .functions import FUNCTIONS
+from .functions import ARITHMETIC, FUNCTIONS, arithmetic_problem
 from .runtime import Decision, Provenance, RuleInfo
 from .suggest import did_you_mean, did_you_mean_aside
 from .timeline import reads_time
@@ -228,11 +229,13 @@ class Engine:
         account, contacts = accept(account, history)
         try:
             refuse(account, contacts, self.field_names, strict)
-            return self.decide(self.read_account(account), contacts, now)
+            values = self.read_account(account)
+            with localcontext(ARITHMETIC):  # `+ - *`, negation and abs exact or trapped, whatever the caller's context
+                return self.decide(values, contacts, now)
         except AccountError as problem:
             return self.error_decision(account.get("id"), str(problem), now=now)
         except (ArithmeticError, OverflowError) as problem:
-            return self.error_decision(account.get("id"), f"cannot evaluate: {problem}", now=now)
+            return self.error_decision(account.get("id"), f"cannot evaluate: {arithmetic_problem(problem)}", now=now)
 
     def error_decision(self, account_id: Any, message: str, *, now: dt.datetime) -> Decision:
         """The decision for an account that cannot be evaluated: no action
@@ -454,10 +457,15 @@ class _Checker:
                 return n.Span(rule.span.file, number, start + 1, number, start + 1 + len(quoted))
         return rule.span
 
-    def check_mappings(self, policy: n.PolicyFile) -> None:
+    def check_mappings(self, policy: n.PolicyFile, seen: set[str] | None = None) -> None:
         """`with { name = ours }`: the left names must be the baseline's, the
         right ones the includer's; a typo would silently leave a baseline
-        rule reaching nothing."""
+        rule reaching nothing. Each file once (`seen`), however many
+        includes reach it."""
+        seen = set() if seen is None else seen
+        if policy.path in seen:
+            return
+        seen.add(policy.path)
         for include, included in zip(policy.includes, policy.included, strict=True):
             theirs = _declared_names(included)
             for mapping in include.mappings:
@@ -469,7 +477,7 @@ class _Checker:
                     if target not in ours:
                         self.report("E102", f"unknown action or group {target!r}{did_you_mean(target, ours)}",
                                     mapping.span)
-            self.check_mappings(included)
+            self.check_mappings(included, seen)
 
     def check_dropped(self, baseline: n.PolicyFile, include: n.Include) -> None:
         """What an include does not carry over, said at the include."""
@@ -914,30 +922,39 @@ def _shown(kind: str) -> str:
     return "an enumeration" if kind.startswith("enum:") else kind
 
 
-def _all_files(policy: n.PolicyFile) -> Iterator[n.PolicyFile]:
+def _all_files(policy: n.PolicyFile, seen: set[str] | None = None) -> Iterator[n.PolicyFile]:
+    """The policy and every file it includes, each once (by path, as the
+    loader shares one parsed file among all the includes that reach it), so
+    that includes fanning out cost the number of files, not of paths."""
+    seen = set() if seen is None else seen
+    if policy.path in seen:
+        return
+    seen.add(policy.path)
     yield policy
     for included in policy.included:
-        yield from _all_files(included)
+        yield from _all_files(included, seen)
 
 
 def _baselines(policy: n.PolicyFile) -> Iterable[tuple[n.PolicyFile, dict[str, tuple[str, ...]]]]:
     """Every included file (depth first, innermost first, each file once even
     when included twice) with the names its actions, groups and events stand
     for in the including policy, composed through the include chain."""
-    seen: set[str] = set()
-    for baseline, resolution in _all_baselines(policy):
-        if baseline.path not in seen:
-            seen.add(baseline.path)
-            yield baseline, resolution
+    return _all_baselines(policy, set())
 
 
-def _all_baselines(policy: n.PolicyFile) -> Iterable[tuple[n.PolicyFile, dict[str, tuple[str, ...]]]]:
+def _all_baselines(policy: n.PolicyFile, seen: set[str]) -> Iterable[tuple[n.PolicyFile, dict[str, tuple[str, ...]]]]:
+    """Depth first, innermost first. A file reached again is skipped with
+    everything below it: all of that was yielded, with the resolution of its
+    first path, when it was first reached (there are no cycles)."""
     for include, included in zip(policy.includes, policy.included, strict=True):
+        if included.path in seen:
+            continue
         mapping = {m.name: m.targets for m in include.mappings}
         resolution = _resolution(included, mapping)
-        for inner, inner_resolution in _all_baselines(included):
+        for inner, inner_resolution in _all_baselines(included, seen):
             outer = mapping | resolution
             yield inner, {name: _apply_mapping(names, outer) for name, names in inner_resolution.items()}
+        seen.add(included.path)
         yield included, resolution
 
 
@@ -970,18 +987,18 @@ def _include_conditions(policy: n.PolicyFile, outer: tuple[n.Expr, ...],
 def _include_of(policy: n.PolicyFile, baseline: n.PolicyFile) -> n.Include:
     """The top-level include through which `baseline` arrives."""
     for include, included in zip(policy.includes, policy.included, strict=True):
-        if baseline is included or any(baseline is inner for inner, _ in _all_baselines(included)):
+        if any(baseline is inner for inner in _all_files(included)):
             return include
     raise LookupError(baseline.path)
 
 
 def _declared_names(source: n.PolicyFile) -> set[str]:
     """Actions, groups and events a file declares, its includes' too."""
-    names = {member for line in source.actions for member in line.members}
-    names.update(line.group for line in source.actions if line.group is not None)
-    names.update(name for events in source.events for name in events.names)
-    for included in source.included:
-        names.update(_declared_names(included))
+    names: set[str] = set()
+    for each in _all_files(source):
+        names.update(member for line in each.actions for member in line.members)
+        names.update(line.group for line in each.actions if line.group is not None)
+        names.update(name for events in each.events for name in events.names)
     return names
 
 

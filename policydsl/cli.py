@@ -10,14 +10,15 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import difflib
+import functools
 import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ParamSpec
 
 import click
 from rich import box
@@ -30,7 +31,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from . import ENGINES, Policy, ReferencePolicy, load_policy, reports
-from .batch import PolicySpec, decide_stream
+from .batch import PolicySpec, WorkerError, decide_stream
 from .checker import check
 from .errors import Diagnostic, PolicyCheckError, PolicySyntaxError, excerpt
 from .explain import Step, explanation, overview, provenance_text
@@ -42,6 +43,7 @@ from .io import (
     AccountsFile,
     History,
     InputError,
+    Interrupted,
     RejectedRows,
     Vocabulary,
     atomic_output,
@@ -50,6 +52,7 @@ from .io import (
     decision_csv_row,
     decision_json,
     first_reasons,
+    interruptible,
     read_accounts,
     read_history,
     visible,
@@ -58,6 +61,7 @@ from .loader import load_file, read_source
 from .runtime import Decision, format_exact_instant, format_instant
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNUSABLE = 0, 1, 2
+_P = ParamSpec("_P")
 
 
 def _stderr() -> Console:
@@ -116,6 +120,25 @@ def _coloured_excerpt(text: str, source: str, line_number: int) -> Text:
     return Text.assemble(gutter + bar, highlight_fragment(code, line), newline + marker)
 
 
+def _stops_on_signals(command: Callable[_P, None]) -> Callable[_P, None]:
+    """Ctrl-C, SIGTERM or SIGHUP end the command with one line and exit code
+    128 + the signal number (130, 143, 129), never a traceback; outputs being
+    written are not replaced and their temporary files are removed (by
+    `atomic_output`, as the interruption unwinds through it)."""
+
+    @functools.wraps(command)
+    def stoppable(*args: _P.args, **kwargs: _P.kwargs) -> None:
+        try:
+            with interruptible():
+                command(*args, **kwargs)
+        except Interrupted as interrupted:
+            _stderr().print(f"[red]interrupted by {interrupted.name}:[/] stopped before the end; "
+                            "no output file was replaced")
+            sys.exit(interrupted.exit_code)
+
+    return stoppable
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="policydsl")
 def main() -> None:
@@ -151,6 +174,7 @@ def main() -> None:
               show_default=True,
               help="JSONL: actionable leaves out the entries time cannot lift (not_allowed, and forbids whose "
                    "until is null).")
+@_stops_on_signals
 def run(policy_path: str, accounts_path: str, history_path: str | None, now_text: str | None,
         output_format: str, output_path: str | None, errors_path: str | None, include_paths: tuple[str, ...],
         quiet: bool, jobs: int, engine: str, strict: bool, blocked_entries: str) -> None:
@@ -179,12 +203,12 @@ def run(policy_path: str, accounts_path: str, history_path: str | None, now_text
     try:
         with atomic_output(output_path) as out, _optional_output(errors_path) as rejected_handle:
             rejected = RejectedRows(rejected_handle, rows.header) if rejected_handle else None
-            spec = PolicySpec(policy_path, include_paths, engine)
+            spec = PolicySpec.of(policy)
             decisions = _decide_rows(policy, iter(rows), history, now, stats, rejected, jobs, spec)
             if not quiet and _stderr().is_terminal:
                 decisions = _with_progress(decisions, accounts_path)
             _write(decisions, output_format, out, policy.actions, blocked_entries)
-    except InputError as error:  # an output file that cannot be created or written
+    except (InputError, WorkerError) as error:  # an output that cannot be created or written, a dead worker
         _stderr().print(f"[red]error:[/] {escape(str(error))}")
         sys.exit(EXIT_UNUSABLE)
     report = _input_report(rows, history, stats)
@@ -423,6 +447,7 @@ def _policy_files(paths: tuple[str, ...]) -> list[str]:
 @click.option("--include-path", "include_paths", multiple=True, type=click.Path(file_okay=False))
 @click.option("--show-suppressed", is_flag=True,
               help="Also list the warnings silenced by `# policy: ignore[CODE]` comments.")
+@_stops_on_signals
 def check_command(paths: tuple[str, ...], output_format: str, strict: bool, include_paths: tuple[str, ...],
                   show_suppressed: bool) -> None:
     """Parse and check policy files (directories: every *.policy inside)."""
@@ -491,6 +516,7 @@ def _write_formatted(path: str, text: str) -> None:
 @click.option("--check", "check_only", is_flag=True,
               help="Write nothing; exit 1 and name the files that are not formatted.")
 @click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff of the changes; write nothing.")
+@_stops_on_signals
 def fmt_command(paths: tuple[str, ...], check_only: bool, show_diff: bool) -> None:
     """Rewrite policy files in the one canonical layout, comments kept
     (directories: every *.policy inside)."""
@@ -566,6 +592,7 @@ def _account_option(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--strict", is_flag=True,
               help="Exit 2 on an accounts column or --account key that is no field, or a defaulted field without "
                    "a column; no explanation on history rows naming an unknown action or outcome.")
+@_stops_on_signals
 def explain(policy_path: str, accounts_path: str | None, account_pairs: tuple[str, ...], account_id: str | None,
             history_path: str | None, now_text: str | None, include_paths: tuple[str, ...], strict: bool) -> None:
     """Why each action is allowed or blocked for one account."""
@@ -658,6 +685,7 @@ def _add_step(parent: Tree, step: Step, colour: str) -> None:
               help="Also write the results as JUnit XML to this file (atomically).")
 @click.option("--include-path", "include_paths", multiple=True, type=click.Path(file_okay=False),
               help="Another directory the policies' includes may read from.")
+@_stops_on_signals
 def test_command(paths: tuple[str, ...], show_coverage: bool, fail_under: float | None, junit_path: str | None,
                  include_paths: tuple[str, ...]) -> None:
     """Run policy test files (YAML; directories: every *.test.yaml and *.test.yml inside)."""

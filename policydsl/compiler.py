@@ -22,7 +22,7 @@ from . import nodes as n
 from .calendars import is_holiday, known_country
 from .checker import Engine, Model
 from .errors import AccountError
-from .functions import FUNCTIONS, Clock
+from .functions import FUNCTIONS, Clock, divide
 from .runtime import (
     CYCLE,
     Blocked,
@@ -110,7 +110,7 @@ class _HistoryView:
             return HistoryFact(_INFINITE, ())
         if expr.kind == "days_since_last":
             return HistoryFact((self.clock.today - last.at.astimezone(self.zone).date()).days, (last,))
-        return HistoryFact(Decimal((self.clock.now - last.at) // dt.timedelta(microseconds=1)) / 3_600_000_000,
+        return HistoryFact(divide((self.clock.now - last.at) // dt.timedelta(microseconds=1), 3_600_000_000),
                            (last,))
 
     def _in_period(self, event: Contact, period: n.Period) -> bool:
@@ -139,11 +139,7 @@ def _subtract(left: Any, right: Any) -> Any:
     return left - right
 
 
-def _divide(left: Any, right: Any) -> Any:
-    return Decimal(left) / Decimal(right)
-
-
-_ARITHMETIC = {"+": _add, "-": _subtract, "*": operator.mul, "/": _divide}
+_ARITHMETIC = {"+": _add, "-": _subtract, "*": operator.mul, "/": divide}
 _COMPARE = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
             ">": operator.gt, ">=": operator.ge}
 

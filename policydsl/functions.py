@@ -10,12 +10,40 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow
 from typing import Any
 
 from .values import NUMERIC, widest
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+# Decimal arithmetic never follows the caller's thread-local context (an embedding application may have set
+# `getcontext().prec = 3`), and never rounds silently: `+ - *`, negation and `abs` are exact up to
+# ARITHMETIC_DIGITS significant digits, and a result that would need more raises `Inexact`, which the
+# engines turn into an error decision. Only a quotient is rounded, by a fixed rule: half-even to
+# DIVISION_DIGITS significant digits (IEEE 754 decimal128), because most quotients have no finite expansion.
+ARITHMETIC_DIGITS = 1000
+DIVISION_DIGITS = 34
+_TRAPS = [InvalidOperation, DivisionByZero, Overflow]
+ARITHMETIC = Context(prec=ARITHMETIC_DIGITS, traps=[*_TRAPS, Inexact])
+DIVISION = Context(prec=DIVISION_DIGITS, traps=_TRAPS)
+_MICROSECONDS_PER_HOUR = Decimal(3_600_000_000)
+
+
+def arithmetic_problem(problem: ArithmeticError) -> str:
+    """Words for a failed calculation (the decimal module's own text is a list of class names)."""
+    if isinstance(problem, DivisionByZero) or (isinstance(problem, InvalidOperation) and "Division" in str(problem)):
+        return "division by zero"
+    if isinstance(problem, Overflow):  # before Inexact: decimal's Overflow is also Inexact
+        return "a number is too large"
+    if isinstance(problem, Inexact):
+        return f"a calculation needs more than {ARITHMETIC_DIGITS} significant digits"
+    return str(problem)
+
+
+def divide(left: int | Decimal, right: int | Decimal) -> Decimal:
+    """`left / right` by the division rule, whatever the caller's context."""
+    return DIVISION.divide(Decimal(left), Decimal(right))
 
 
 class Clock:
@@ -48,15 +76,11 @@ def _days_until(clock: Clock, value: dt.date) -> int:
     return -_days_since(clock, value)
 
 
-_MICROSECONDS_PER_HOUR = Decimal(3_600_000_000)
 
 
 def _hours_since(clock: Clock, value: dt.datetime) -> Decimal:
-    """Elapsed hours from whole microseconds, exactly: `total_seconds()` is a
-    float, and 0.36 s through a float is just under 0.0001 hours."""
-    elapsed = clock.now - value
-    microseconds = (elapsed.days * 86_400 + elapsed.seconds) * 1_000_000 + elapsed.microseconds
-    return Decimal(microseconds) / _MICROSECONDS_PER_HOUR
+    """Whole microseconds (exact, unlike a float of seconds) divided by the division rule."""
+    return divide((clock.now - value) // dt.timedelta(microseconds=1), _MICROSECONDS_PER_HOUR)
 
 
 def _one(*accepted: str, result: str | None = None) -> Callable[[list[str]], str | None]:

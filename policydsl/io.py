@@ -16,9 +16,11 @@ import contextlib
 import csv
 import json
 import os
+import signal
 import stat
 import sys
 import tempfile
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -589,11 +591,14 @@ def atomic_output(path: str | None) -> Iterator[IO[str]]:
             yield handle
         return
     target = os.path.realpath(path)
+    deferred = block_stop_signals()  # a stop signal between mkstemp and `try` would leave the file behind
     try:
         fd, temporary = tempfile.mkstemp(prefix=".policy-", suffix=".tmp", dir=os.path.dirname(target))
     except OSError as exc:
+        restore_signals(deferred)
         raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
     try:
+        restore_signals(deferred)  # a pending stop signal is raised here, where the file is removed
         os.chmod(temporary, _mode_for(target))
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             try:
@@ -602,6 +607,8 @@ def atomic_output(path: str | None) -> Iterator[IO[str]]:
                 raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
             _finish(path, handle.flush)
             _finish(path, lambda: os.fsync(handle.fileno()))
+        if _ARRIVED:
+            raise Interrupted(_ARRIVED[0])
         _finish(path, lambda: os.replace(temporary, target))
     except BaseException:
         with contextlib.suppress(OSError):
@@ -632,6 +639,71 @@ def _finish(path: str, step: Callable[[], object]) -> None:
         step()
     except OSError as exc:
         raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+# What a scheduler or a terminal sends a batch job to stop it. Each is turned into `Interrupted`, which
+# unwinds through `atomic_output` (removing its temporary file) to the CLI, which exits 128 + the signal number.
+STOP_SIGNALS = frozenset(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def block_stop_signals() -> set[int | signal.Signals] | None:
+    """Defer the stop signals in this thread (they stay pending, and threads
+    or processes started meanwhile inherit the mask); returns what
+    `restore_signals` needs. None where the platform has no signal masks."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def restore_signals(previous: set[int | signal.Signals] | None) -> None:
+    """Undo `block_stop_signals`; a signal that arrived meanwhile is delivered now."""
+    if previous is not None and hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class Interrupted(BaseException):
+    """A stop signal arrived. A BaseException, like KeyboardInterrupt, so
+    that no `except Exception` on the way up can swallow it."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        super().__init__(self.name)
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention for a process ended by this signal (130, 143, 129)."""
+        return 128 + self.signum
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Within the block, the first stop signal raises `Interrupted`; later
+    ones are ignored, so that the cleanup they would interrupt can finish.
+    Handlers can only be installed from the main thread; elsewhere (an
+    application calling the CLI from a thread) signals keep their handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _ARRIVED.clear()
+
+    def stop(signum: int, frame: object) -> None:
+        if not _ARRIVED:
+            _ARRIVED.append(signum)
+            raise Interrupted(signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _ARRIVED.clear()
+
+
+# The stop signal `interruptible` received, if any. Python may run a signal handler inside a finaliser,
+# where the exception it raises is printed and dropped; atomic_output checks this before it replaces a file.
+_ARRIVED: list[int] = []
 
 
 def _mode_for(path: str) -> int:

@@ -587,7 +587,8 @@ class _ToNodes(Transformer):  # type: ignore[type-arg]
         return n.Literal(Decimal(str(children[0])), "number", self._span(meta))
 
     def neg_decimal_lit(self, meta: Any, children: list[Token]) -> n.Literal:
-        return n.Literal(-Decimal(str(children[1])), "number", self._span(meta))
+        # copy_negate is exact; unary minus would round to the caller's thread-local decimal context
+        return n.Literal(Decimal(str(children[1])).copy_negate(), "number", self._span(meta))
 
     def money_lit(self, meta: Any, children: list[Token]) -> n.Literal:
         return n.Literal(Decimal(str(children[0])[1:]), "money", self._span(meta))

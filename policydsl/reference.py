@@ -35,6 +35,7 @@ from . import nodes as n
 from .calendars import is_holiday, known_country
 from .checker import Engine, Model
 from .errors import AccountError
+from .functions import ARITHMETIC, DIVISION
 from .runtime import Blocked, Contact, Decision, Evidence, HistoryFact, RuleInfo, describe_hours
 from .values import ValueProblem, default_value, reader_for
 
@@ -86,7 +87,7 @@ def eval_expr(node: n.Expr, env: Env) -> Any:
             return all(eval_expr(operand, env) for operand in node.operands)
         return any(eval_expr(operand, env) for operand in node.operands)
     if isinstance(node, n.Negate):
-        return -eval_expr(node.operand, env)
+        return negate(eval_expr(node.operand, env))
     if isinstance(node, n.Arithmetic):
         return arithmetic(node.op, eval_expr(node.left, env), eval_expr(node.right, env))
     if isinstance(node, n.Compare):
@@ -133,7 +134,7 @@ def aggregate(node: n.History, env: Env) -> HistoryFact:
     if node.kind == "days_since_last":
         return HistoryFact((env.local.date() - last.at.astimezone(zone).date()).days, (last,))
     elapsed = env.now - last.at
-    return HistoryFact(Decimal(elapsed // MICROSECOND) / Decimal(3_600_000_000), (last,))
+    return HistoryFact(DIVISION.divide(Decimal(elapsed // MICROSECOND), Decimal(3_600_000_000)), (last,))
 
 
 def arithmetic(op: str, left: Any, right: Any) -> Any:
@@ -141,16 +142,27 @@ def arithmetic(op: str, left: Any, right: Any) -> Any:
     datetime - datetime (a duration), duration ± duration."""
     plain_date = isinstance(left, dt.date) and not isinstance(left, dt.datetime)
     if op == "+":
-        return left + dt.timedelta(days=right) if plain_date else left + right
+        if plain_date:
+            return left + dt.timedelta(days=right)
+        return ARITHMETIC.add(left, right) if _decimal(left, right) else left + right
     if op == "-":
         if plain_date and isinstance(right, int):
             return left - dt.timedelta(days=right)
         if plain_date:
             return (left - right).days
-        return left - right
+        return ARITHMETIC.subtract(left, right) if _decimal(left, right) else left - right
     if op == "*":
-        return left * right
-    return Decimal(left) / Decimal(right)
+        return ARITHMETIC.multiply(left, right) if _decimal(left, right) else left * right
+    return DIVISION.divide(Decimal(left), Decimal(right))
+
+
+def _decimal(*operands: Any) -> bool:
+    return any(isinstance(operand, Decimal) for operand in operands)
+
+
+def negate(value: Any) -> Any:
+    """`-value`: a decimal by the explicit ARITHMETIC context (exact or trapped), never the caller's."""
+    return ARITHMETIC.minus(value) if isinstance(value, Decimal) else -value
 
 
 def call(name: str, args: list[Any], env: Env) -> Any:
@@ -162,11 +174,11 @@ def call(name: str, args: list[Any], env: Env) -> Any:
     if name == "days_until":
         return -call("days_since", args, env)
     if name == "hours_since":
-        return Decimal((env.now - args[0]) // dt.timedelta(microseconds=1)) / Decimal(3_600_000_000)
+        return DIVISION.divide(Decimal((env.now - args[0]) // dt.timedelta(microseconds=1)), Decimal(3_600_000_000))
     if name == "len":
         return len(args[0])
     if name == "abs":
-        return abs(args[0])
+        return ARITHMETIC.abs(args[0]) if _decimal(args[0]) else abs(args[0])
     if name == "min":
         return min(args[0], args[1])
     if name == "max":

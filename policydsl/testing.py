@@ -1,7 +1,8 @@
 """`policy test`: scenario files for policies, checked against the engine, with coverage.
 
-A test file is YAML (read with `yaml.safe_load` only: no tag can build a
-Python object) naming a policy and listing cases: an account, its contact
+A test file is YAML (read with a bounded `yaml.SafeLoader` only: no tag can
+build a Python object, and an alias bomb, deep nesting or a huge integer is
+a positioned error) naming a policy and listing cases: an account, its contact
 history, an instant, and what the decision must say. The format is documented
 in docs/testing.md; `load_test_file` checks a file's shape and `run_file`
 checks it against the policy it names (action, stage, segment and field
@@ -197,11 +198,70 @@ def load_test_file(path: str | os.PathLike[str]) -> ScenarioFile:
     return parse_test_file(text, shown)
 
 
+MAX_YAML_NODES = 1_000_000  # nodes of the document with every alias expanded
+MAX_YAML_DEPTH = 100  # nesting of sequences and mappings
+MAX_YAML_INT_CHARS = 1000  # the written form of one integer
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` (no tag can build a Python object) that refuses,
+    with the line and column, what would otherwise exhaust memory or the
+    stack long after reading: an alias bomb (a few lines whose aliases expand
+    to billions of nodes, caught by counting each node's expanded size as it
+    is composed), nesting deep enough for a RecursionError, and integers
+    too long for `int()` (or for printing one in a message)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._sizes: dict[int, int] = {}  # id(node) -> nodes it stands for, aliases expanded
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        mark = event.start_mark
+        if isinstance(event, yaml.AliasEvent):
+            alias = super().compose_node(parent, index)
+            if id(alias) not in self._sizes:
+                raise yaml.composer.ComposerError(None, None, "an alias to a node that contains it", mark)
+            return alias
+        self._depth += 1
+        if self._depth > MAX_YAML_DEPTH:
+            raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", mark)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        size = 1 + sum(self._sizes[id(child)] for child in _children(node))
+        if size > MAX_YAML_NODES:
+            raise yaml.composer.ComposerError(None, None, f"aliases expand this to more than {MAX_YAML_NODES:,} "
+                                              "nodes", mark)
+        self._sizes[id(node)] = size
+        return node
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        if len(node.value) > MAX_YAML_INT_CHARS:
+            raise yaml.constructor.ConstructorError(None, None, f"an integer longer than {MAX_YAML_INT_CHARS} "
+                                                    "characters", node.start_mark)
+        return super().construct_yaml_int(node)
+
+
+_BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct_yaml_int)
+
+
+def _children(node: yaml.Node | None) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
 def parse_test_file(text: str, path: str = "<test>") -> ScenarioFile:
-    """Shape-check test-file text. Only `yaml.safe_load`: a `!!python/...`
-    tag is refused, never executed."""
+    """Shape-check test-file text. Only a SafeLoader: a `!!python/...` tag
+    is refused, never executed; alias bombs, deep nesting and huge integers
+    are refused with their position."""
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=_BoundedLoader)
     except yaml.YAMLError as exc:
         raise TestFileError(path, "not a YAML document safe loading accepts: " + " ".join(str(exc).split())) \
             from None

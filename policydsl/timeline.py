@@ -29,7 +29,7 @@ import heapq
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Context, Decimal, localcontext
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -123,6 +123,12 @@ def _difference(left: Any, right: Any) -> list[Decimal]:
     return out
 
 
+# Solving where a line through two values crosses zero rounds (a quotient
+# rarely terminates): to more digits than any instant needs, and only to
+# propose candidates, each of which is then judged exactly.
+_SOLVING = Context(prec=60)
+
+
 def crossings(sides: tuple[Side, Side], at: Callable[[dt.datetime], Any], low: dt.datetime,
               step: dt.timedelta) -> list[dt.datetime]:
     """Where `left - right` crosses zero, extrapolating the line through its
@@ -130,12 +136,13 @@ def crossings(sides: tuple[Side, Side], at: Callable[[dt.datetime], Any], low: d
     left, right = sides
     here, there = at(low), at(low + step)
     found: list[dt.datetime] = []
-    for start, end in zip(_difference(left(here), right(here)), _difference(left(there), right(there)),
-                          strict=False):
-        slope = (end - start) / Decimal(step // MICROSECOND)
-        if slope == 0:
-            continue
-        offset = -start / slope
+    pairs = list(zip(_difference(left(here), right(here)), _difference(left(there), right(there)), strict=False))
+    for start, end in pairs:
+        with localcontext(_SOLVING):  # the policy's own arithmetic is exact or trapped; this solve rounds
+            slope = (end - start) / Decimal(step // MICROSECOND)
+            if slope == 0:
+                continue
+            offset = -start / slope
         if offset < 0 or offset > Decimal(dt.timedelta.max // MICROSECOND) / 2:
             continue
         try:

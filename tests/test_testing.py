@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner, Result
 
 from policydsl import load_policy
@@ -81,8 +82,10 @@ def run_one(directory: Path, cases: str, coverage: bool = False) -> tuple[t.File
 
 def test_the_loader_uses_safe_load_only() -> None:
     source = Path(t.__file__).read_text(encoding="utf-8")
-    assert "yaml.safe_load(" in source
-    assert not re.search(r"yaml\.(load|unsafe_load|full_load|load_all)\(|Loader\s*=", source)
+    assert issubclass(t._BoundedLoader, yaml.SafeLoader)  # a SafeLoader with limits (test_yaml_limits.py)
+    assert re.findall(r"Loader\s*=\s*(\w+)", source) == ["_BoundedLoader"]
+    assert not re.search(r"yaml\.(safe_load|unsafe_load|full_load|load_all)\(|FullLoader|UnsafeLoader|yaml\.Loader\b",
+                         source)
 
 
 @pytest.mark.parametrize("tag", ["!!python/object/apply:os.makedirs", "!!python/object:policydsl.testing.Case",
