@@ -106,8 +106,9 @@ def _sides(node: n.Expr) -> tuple[n.Expr, n.Expr] | None:
 
 
 def _difference(left: Any, right: Any) -> list[Decimal]:
-    """`left - right` as numbers (a set on the right: against each element);
-    nothing for values that are not ordered quantities (text, bool)."""
+    """`left - right` as numbers (a set on the right: against each element):
+    microseconds for instants and durations, days for dates; nothing for
+    values that are not ordered quantities (text, bool)."""
     rights = sorted(right, key=str) if isinstance(right, frozenset) else [right]
     out = []
     for value in rights:
@@ -115,6 +116,8 @@ def _difference(left: Any, right: Any) -> list[Decimal]:
             continue
         if isinstance(left, dt.datetime) and isinstance(value, dt.datetime):
             out.append(Decimal((left - value) // MICROSECOND))
+        elif isinstance(left, dt.timedelta) and isinstance(value, dt.timedelta):  # `now - paid_at >= 25 days`
+            out.append(Decimal(left // MICROSECOND - value // MICROSECOND))
         elif isinstance(left, dt.date) and isinstance(value, dt.date) and not isinstance(left, dt.datetime):
             out.append(Decimal((left - value).days))
         elif isinstance(left, (int, Decimal)) and isinstance(value, (int, Decimal)) \

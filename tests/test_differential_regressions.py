@@ -1,0 +1,53 @@
+"""Concrete cases on which the random-policy differential test once found
+the engines disagreeing, kept small: each asserts that both engines give
+the same decision and that it is the one docs/language.md prescribes."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from policydsl import Policy, ReferencePolicy
+from policydsl.checker import check
+from policydsl.loader import load_text
+
+UTC = dt.UTC
+
+
+def _decisions(text: str, account: dict[str, object], now: dt.datetime) -> tuple[dict, dict]:
+    model, diagnostics = check(load_text(text, "regression.policy"))
+    assert not [d for d in diagnostics if d.severity == "error"]
+    return (Policy(model).evaluate(account, [], now=now).to_dict(),
+            ReferencePolicy(model).evaluate(account, [], now=now).to_dict())
+
+
+DURATION_POLICY = """policy "r" version "1"
+account {
+    id : text
+    last_pay : datetime = 2025-03-01T12:00:00Z
+    tz : zone = "UTC"
+}
+actions { email }
+allow email when CONDITION
+"""
+
+
+# A comparison of durations that reads time (`now - last_pay`) is linear in
+# time, so `until` is exact: the compiled engine used to find no crossing for
+# durations (only for instants, dates and numbers) and answered null.
+@pytest.mark.parametrize(("condition", "until"), [
+    ("now - last_pay == 25 days", "2026-01-18T20:30:00Z"),
+    ("now - last_pay >= 25 days", "2026-01-18T20:30:00Z"),
+    ("now - last_pay > 25 days", "2026-01-18T20:30:01Z"),  # a microsecond later, rounded up to the second
+    ("25 days <= now - last_pay", "2026-01-18T20:30:00Z"),
+])
+def test_until_of_an_allow_comparing_a_duration_that_reads_time(condition: str, until: str) -> None:
+    account = {"id": "A1", "last_pay": dt.datetime(2025, 12, 24, 20, 30, tzinfo=UTC)}
+    now = dt.datetime(2025, 12, 25, 20, 30, tzinfo=UTC)
+    compiled, reference = _decisions(DURATION_POLICY.replace("CONDITION", condition), account, now)
+    assert compiled == reference
+    assert compiled["allowed"] == []
+    [entry] = compiled["blocked"]
+    assert entry["action"] == "email" and entry["kind"] == "not_allowed"
+    assert entry["until"] == until
