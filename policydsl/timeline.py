@@ -260,7 +260,10 @@ class Search:
                 continue
             found.append(piece_low)
             for sides in self.plan.periodic:
-                found.extend(t for t in crossings(sides, self.at, piece_low, step) if t < piece_high)
+                for crossing in crossings(sides, self.at, piece_low, step)[::2]:
+                    # `local_time()` counts whole seconds: `==` and `>` flip a second on.
+                    after = crossing.replace(microsecond=0) + dt.timedelta(seconds=1)
+                    found.extend(t for t in (crossing, crossing + MICROSECOND, after) if t < piece_high)
         return found
 
 

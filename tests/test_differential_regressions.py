@@ -51,3 +51,31 @@ def test_until_of_an_allow_comparing_a_duration_that_reads_time(condition: str, 
     [entry] = compiled["blocked"]
     assert entry["action"] == "email" and entry["kind"] == "not_allowed"
     assert entry["until"] == until
+
+
+CLOCK_POLICY = """policy "r" version "1"
+account {
+    id : text
+}
+actions { email }
+allow all
+forbid all when CONDITION
+"""
+
+
+# `local_time()` counts whole seconds, so `local_time() == 00:00` holds for
+# the whole first second of the day and `> 09:00` starts a second after
+# 09:00: the compiled engine tried only the crossing and a microsecond after
+# it, found nothing later in the day, and answered null ("never").
+@pytest.mark.parametrize(("condition", "now", "until"), [
+    ("local_time() == 00:00", dt.datetime(2024, 1, 1, 0, 0, 0, 1, tzinfo=UTC), "2024-01-01T00:00:01Z"),
+    ("local_time() == 00:00", dt.datetime(2024, 1, 1, 0, 0, 0, 999999, tzinfo=UTC), "2024-01-01T00:00:01Z"),
+    ("local_time() <= 09:00", dt.datetime(2024, 1, 1, 8, 0, tzinfo=UTC), "2024-01-01T09:00:01Z"),
+    ("local_time() < 09:00", dt.datetime(2024, 1, 1, 8, 0, tzinfo=UTC), "2024-01-01T09:00:00Z"),
+])
+def test_until_of_a_forbid_on_the_clock_counts_whole_seconds(condition: str, now: dt.datetime, until: str) -> None:
+    compiled, reference = _decisions(CLOCK_POLICY.replace("CONDITION", condition), {"id": "A1"}, now)
+    assert compiled == reference
+    [entry] = compiled["blocked"]
+    assert entry["action"] == "email" and entry["kind"] == "forbidden"
+    assert entry["until"] == until
