@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import itertools
 import os
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import localcontext
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import nodes as n
 from . import suppress
-from .errors import AccountError, Diagnostic
+from .errors import AccountError, Diagnostic, source_lines
 from .formatter import canonical_rule, canonical_text
 from .functions import ARITHMETIC, FUNCTIONS, arithmetic_problem
 from .runtime import Decision, Provenance, RuleInfo
@@ -140,7 +141,7 @@ class Model:
     def source_text(self, span: n.Span) -> str:
         """What a span covers in its file, whitespace collapsed (what
         explanations and coverage reports quote)."""
-        lines = self.sources.get(span.file, "").split("\n")[span.line - 1:span.end_line]
+        lines = list(source_lines(self.sources.get(span.file, ""))[span.line - 1:span.end_line])
         if not lines:
             return ""
         lines[-1] = lines[-1][:span.end_column - 1]
@@ -340,7 +341,7 @@ class _Checker:
             ids.update((stage.span, f"stage-{stage.name}") for stage in stages.ranges)
         ids.update((segment.span, f"segment-{segment.name}") for segment in self.model.segments)
         named: dict[str, n.Span] = {}
-        digests: set[str] = set()
+        copies: Counter[str] = Counter()  # a base never ends in `-N`, so counting copies is enough
         for source in files:
             rules = [*source.rules, *(rule for block in source.stage_blocks for rule in block.rules)]
             for rule in sorted(rules, key=lambda rule: rule.span):
@@ -353,10 +354,8 @@ class _Checker:
                     continue
                 text = f"{rule.stage or ''}\n{canonical_rule(rule, source)}"
                 base = f"{type(rule).__name__.lower()}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
-                rule_id = next(candidate for count in itertools.count(1)
-                               if (candidate := base if count == 1 else f"{base}-{count}") not in digests)
-                digests.add(rule_id)
-                ids[rule.span] = rule_id
+                copies[base] += 1
+                ids[rule.span] = base if copies[base] == 1 else f"{base}-{copies[base]}"
 
     def declare(self, source: n.PolicyFile, mapping: dict[str, tuple[str, ...]], own: bool) -> None:
         """Fields, actions, groups and events of one file into the model.
@@ -448,7 +447,7 @@ class _Checker:
     def outcome_span(self, rule: n.Restriction, outcome: str) -> n.Span:
         """Where `"outcome"` is written inside `rule` (the rule when it cannot
         be found, e.g. written with escapes)."""
-        lines = self.model.sources.get(rule.span.file, "").split("\n")
+        lines = source_lines(self.model.sources.get(rule.span.file, ""))
         quoted = f'"{outcome}"'
         for number in range(rule.span.line, min(rule.span.end_line, len(lines)) + 1):
             text = lines[number - 1]

@@ -33,7 +33,7 @@ from rich.tree import Tree
 from . import ENGINES, Policy, ReferencePolicy, load_policy, reports
 from .batch import PolicySpec, WorkerError, decide_stream
 from .checker import check
-from .errors import Diagnostic, PolicyCheckError, PolicySyntaxError, excerpt
+from .errors import Diagnostic, PolicyCheckError, PolicySyntaxError, excerpt, source_lines
 from .explain import Step, explanation, overview, provenance_text
 from .formatter import FormatterError, format_source
 from .highlight import highlight, highlight_fragment
@@ -101,8 +101,11 @@ def _print_diagnostics(diagnostics: list[Diagnostic], sources: dict[str, str]) -
         console.print(f"[bold]{escape(span.file)}:{span.line}:{span.column}:[/] "
                       f"[{colour}]{diagnostic.severity}[{diagnostic.code}][/]: {escape(diagnostic.message)}")
         source = sources.get(span.file)
-        if source:
-            console.print(_coloured_excerpt(excerpt(source, span), source, span.line))
+        if not source:
+            continue
+        shown = excerpt(source, span)
+        # Highlighting is only seen in colour; skipping it keeps thousands of findings quick in CI logs.
+        console.print(_coloured_excerpt(shown, source, span.line) if console.color_system else Text(shown))
 
 
 def _position(diagnostic: Diagnostic) -> tuple[str, int, int, str]:
@@ -111,11 +114,10 @@ def _position(diagnostic: Diagnostic) -> tuple[str, int, int, str]:
 
 
 def _coloured_excerpt(text: str, source: str, line_number: int) -> Text:
-    """An `excerpt` with its source line highlighted (rich prints it plain
-    when standard error is not a terminal)."""
+    """An `excerpt` with its source line highlighted."""
     shown, newline, marker = text.partition("\n")
     gutter, bar, code = shown.partition(" | ")
-    lines = source.split("\n")
+    lines = source_lines(source)
     line = lines[line_number - 1].expandtabs(1) if 1 <= line_number <= len(lines) else code
     return Text.assemble(gutter + bar, highlight_fragment(code, line), newline + marker)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .nodes import Span
 
@@ -42,10 +43,18 @@ class Diagnostic:
 _EXCERPT_WIDTH = 100
 
 
+@lru_cache(maxsize=8)
+def source_lines(source: str) -> tuple[str, ...]:
+    """The lines of a policy source, split once: excerpts, quoted rule texts
+    and outcome positions are taken for every diagnostic and rule, and
+    splitting the whole file for each made a large policy quadratic."""
+    return tuple(source.split("\n"))
+
+
 def excerpt(source: str, span: Span) -> str:
     """The source line of `span` with a caret under its first column (and
     tildes to its end when the span stays on that line)."""
-    lines = source.split("\n")
+    lines = source_lines(source)
     if not 1 <= span.line <= len(lines):
         return ""
     line = lines[span.line - 1].expandtabs(1)

@@ -39,6 +39,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import lark
@@ -260,6 +261,14 @@ def _targets(targets: n.Targets) -> str:
     return "all" if targets.all else ", ".join(targets.names)
 
 
+@lru_cache(maxsize=8)
+def _line_starts(source: str) -> list[int]:
+    """The offset of every line of `source`, kept: a rule id prints each rule
+    of a file on its own, and scanning the whole source for each one made
+    checking a large policy quadratic (16,000 rules: minutes)."""
+    return [0, *(match.end() for match in re.finditer("\n", source))]
+
+
 class _Printer:
     """The syntax tree as `_Line`s, comments left out."""
 
@@ -270,10 +279,7 @@ class _Printer:
         self.comment_starts = [comment.start for comment in comments]
         self.lines: list[_Line] = []
         self.groups = 0
-        self.line_starts = [0]
-        for index, char in enumerate(source):
-            if char == "\n":
-                self.line_starts.append(index + 1)
+        self.line_starts = _line_starts(source)
 
     # -- helpers
     def _emit(self, indent: int, code: str, blank: str = "never", kind: str = "item",

@@ -20,7 +20,7 @@ import functools
 import os
 import stat
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import library
@@ -34,9 +34,16 @@ MAX_PATH_BYTES = 4096  # PATH_MAX of Linux
 _READ_CHUNK = 65536
 _NOT_READ = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFDIR: "a directory", stat.S_IFSOCK: "a socket"}
 
-# One load's files by resolved path: each parsed once with its includes resolved, and how deep the includes
-# below it nest (0: it includes nothing), so that a file reached again elsewhere can be depth-checked unread.
-_Loaded = dict[str, tuple[n.PolicyFile, int]]
+@dataclass
+class _Loaded:
+    """One load's files by resolved path: each parsed once with its includes
+    resolved, and how deep the includes below it nest (0: it includes
+    nothing), so that a file reached again elsewhere can be depth-checked
+    unread; and the bytes of all the distinct files read, bounded like one
+    file's, so that wide includes cannot multiply the limit."""
+
+    files: dict[str, tuple[n.PolicyFile, int]] = field(default_factory=dict)
+    size: int = 0
 
 
 def read_source(path: str | os.PathLike[str]) -> str:
@@ -90,7 +97,7 @@ def load_file(path: str | os.PathLike[str], include_roots: Sequence[str | os.Pat
     shown = os.path.normpath(str(path))
     top = _resolve(shown, lambda why: _file_error(shown, f"cannot read policy file: {why}"))
     roots = [top.parent, *(Path(root).resolve() for root in include_roots)]
-    return _load(shown, roots, (), {})[0]
+    return _load(shown, roots, (), _Loaded())[0]
 
 
 def load_text(source: str, path: str = "<policy>",
@@ -98,7 +105,8 @@ def load_text(source: str, path: str = "<policy>",
     """Parse policy text; includes resolve against the directory of `path`."""
     base = Path(path).resolve().parent
     roots = [base, *(Path(root).resolve() for root in include_roots)]
-    return _resolve_includes(parse(source, path), roots, (str(Path(path).resolve()),), {})[0]
+    loaded = _Loaded(size=len(source.encode("utf-8", "surrogatepass")))
+    return _resolve_includes(parse(source, path), roots, (str(Path(path).resolve()),), loaded)[0]
 
 
 def _load(shown: str, roots: list[Path], chain: tuple[str, ...], loaded: _Loaded) -> tuple[n.PolicyFile, int]:
@@ -107,10 +115,12 @@ def _load(shown: str, roots: list[Path], chain: tuple[str, ...], loaded: _Loaded
     is kept only once all its includes are resolved, and one still being
     resolved is in `chain`."""
     key = str(_resolve(shown, lambda why: _file_error(shown, f"cannot read policy file: {why}")))
-    if key not in loaded:
-        policy = parse(read_source(shown), shown)
-        loaded[key] = _resolve_includes(policy, roots, (*chain, key), loaded)
-    return loaded[key]
+    if key not in loaded.files:
+        source = read_source(shown)
+        loaded.size += len(source.encode("utf-8", "surrogatepass"))
+        policy = parse(source, shown)
+        loaded.files[key] = _resolve_includes(policy, roots, (*chain, key), loaded)
+    return loaded.files[key]
 
 
 def _resolve_includes(policy: n.PolicyFile, roots: list[Path], chain: tuple[str, ...],
@@ -135,6 +145,9 @@ def _resolve_includes(policy: n.PolicyFile, roots: list[Path], chain: tuple[str,
         if not resolved.is_file():
             raise _include_error(policy, include, f"included file {include.path!r} not found (looked for {target})")
         child, below = _load(target, [*roots, *_library_roots(include)], chain, loaded)
+        if loaded.size > MAX_SOURCE_BYTES:
+            raise _include_error(policy, include, f"a policy and its includes are larger than {MAX_SOURCE_BYTES} "
+                                 f"bytes in all (through {include.path!r})")
         if len(chain) + below > MAX_INCLUDE_DEPTH:  # a file first reached by a shallower path
             raise _include_error(policy, include, f"includes nested deeper than {MAX_INCLUDE_DEPTH} "
                                  f"through {include.path!r}")

@@ -213,3 +213,18 @@ def test_a_symbolic_link_loop_or_a_nul_byte_in_the_policy_path_is_e002(tmp_path:
     error = _e002(main_file)
     assert error.diagnostic.message == "cannot read included file 'loop.policy': a loop of symbolic links"
     assert (error.span.line, error.span.column) == (2, 1)
+
+
+def test_includes_cannot_multiply_the_size_limit(tmp_path: Path) -> None:
+    """Each file within the limit, together over it: refused at the include
+    that crossed it, before the rest are read."""
+    part = MAX_SOURCE_BYTES // 3
+    names = [f"b{i}" for i in range(5)]
+    for name in names:
+        (tmp_path / f"{name}.policy").write_bytes(f'policy "{name}" version "1"\n'.encode().ljust(part, b" ") + b"\n")
+    main = tmp_path / "main.policy"
+    main.write_text(HEADER + "".join(f'include "{name}.policy"\n' for name in names) + MAIN_TAIL)
+    error = _e002(main)
+    assert error.diagnostic.message == (f"a policy and its includes are larger than {MAX_SOURCE_BYTES} bytes in all "
+                                        "(through 'b2.policy')")
+    assert error.span.line == HEADER.count("\n") + 3
