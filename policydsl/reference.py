@@ -36,7 +36,7 @@ from .calendars import is_holiday, known_country
 from .checker import Engine, Model
 from .errors import AccountError
 from .functions import ARITHMETIC, DIVISION
-from .runtime import Blocked, Contact, Decision, Evidence, HistoryFact, RuleInfo, describe_hours
+from .runtime import Blocked, Contact, Decision, Evidence, HistoryFact, RuleInfo, describe_hours, first_reached
 from .values import ValueProblem, default_value, reader_for
 
 UTC = dt.UTC
@@ -503,7 +503,7 @@ class ReferencePolicy(Engine):
         for low, high in merged((point, point + CYCLE) for point in points if point >= now):
             while low <= high:
                 found = candidates(zones, starts, expiries | points, low, min(high, low + FIRST_LOOK))
-                found += [bisect(test, before, after) for before, after in itertools.pairwise(found)
+                found += [first_reached(test, before, after) for before, after in itertools.pairwise(found)
                           for test in clocked if test(before) != test(after - MICROSECOND)]
                 for instant in sorted(set(found)):
                     if allowed_at(instant):
@@ -656,22 +656,26 @@ def names_in(expr: n.Expr | None) -> tuple[str, ...]:
     """Fields and segments an expression reads, in order of first use."""
     if expr is None:
         return ()
-    children: list[n.Expr] = []
     if isinstance(expr, n.Ref):
         return (expr.name,)
     if isinstance(expr, n.History):
         return (expr.text,)
+    return tuple(dict.fromkeys(name for child in _children(expr) for name in names_in(child)))
+
+
+def _children(expr: n.Expr) -> list[n.Expr]:
+    """The operands of an expression node, by hand (not `nodes.walk`)."""
     if isinstance(expr, (n.Not, n.Negate)):
-        children = [expr.operand]
-    elif isinstance(expr, (n.Arithmetic, n.Compare)):
-        children = [expr.left, expr.right]
-    elif isinstance(expr, n.Membership):
-        children = [expr.item, expr.container]
-    elif isinstance(expr, n.BoolOp):
-        children = list(expr.operands)
-    elif isinstance(expr, n.Call):
-        children = list(expr.args)
-    return tuple(dict.fromkeys(name for child in children for name in names_in(child)))
+        return [expr.operand]
+    if isinstance(expr, (n.Arithmetic, n.Compare)):
+        return [expr.left, expr.right]
+    if isinstance(expr, n.Membership):
+        return [expr.item, expr.container]
+    if isinstance(expr, n.BoolOp):
+        return list(expr.operands)
+    if isinstance(expr, n.Call):
+        return list(expr.args)
+    return []
 
 
 # ------------------------------------------------------------ time-dependent conditions
@@ -680,18 +684,7 @@ def names_in(expr: n.Expr | None) -> tuple[str, ...]:
 def walk_all(expr: n.Expr) -> Iterator[n.Expr]:
     """Every node of an expression, by hand (not `nodes.walk`)."""
     yield expr
-    children: list[n.Expr] = []
-    if isinstance(expr, (n.Not, n.Negate)):
-        children = [expr.operand]
-    elif isinstance(expr, (n.Arithmetic, n.Compare)):
-        children = [expr.left, expr.right]
-    elif isinstance(expr, n.Membership):
-        children = [expr.item, expr.container]
-    elif isinstance(expr, n.BoolOp):
-        children = list(expr.operands)
-    elif isinstance(expr, n.Call):
-        children = list(expr.args)
-    for child in children:
+    for child in _children(expr):
         yield from walk_all(child)
 
 
@@ -739,23 +732,11 @@ def gallop(holds: Callable[[dt.datetime], bool], now: dt.datetime) -> list[dt.da
         while True:
             after = now + step
             if holds(after) != start:
-                flip = bisect(lambda instant: holds(instant) != start, before, after)
+                flip = first_reached(lambda instant: holds(instant) != start, before, after)
                 return [flip, flip + MICROSECOND]
             before, step = after, step * 2
     except (OverflowError, ArithmeticError):
         return []
-
-
-def bisect(reached: Callable[[dt.datetime], bool], low: dt.datetime, high: dt.datetime) -> dt.datetime:
-    """The first instant (to the microsecond) after `low` at which `reached`
-    holds, given that it does at `high`."""
-    while high - low > MICROSECOND:
-        middle = low + (high - low) // 2
-        if reached(middle):
-            high = middle
-        else:
-            low = middle
-    return high
 
 
 def leaves(contact: Contact, period: n.Period, zone: ZoneInfo) -> dt.datetime:

@@ -29,6 +29,7 @@ DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # ageing out, dates compared with today) has settled, an action that is not
 # allowed within one CYCLE is never allowed, so `until` is null.
 CYCLE = dt.timedelta(days=366 + 7)
+_MICROSECOND = dt.timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -389,40 +390,55 @@ def _intersect(first: list[tuple[dt.datetime, dt.datetime]], second: list[tuple[
 def _offset_pieces(zone: ZoneInfo, start: dt.datetime, end: dt.datetime
                    ) -> list[tuple[dt.datetime, dt.datetime, dt.timedelta]]:
     """[start, end) (at most a day or so) cut where the UTC offset of `zone`
-    changes, each piece with its offset; a change is found to the second."""
+    changes, each piece with its offset."""
     pieces = []
     low = start
     while low < end:
-        offset = low.astimezone(zone).utcoffset() or dt.timedelta()
-        high = end
-        if (end - dt.timedelta(microseconds=1)).astimezone(zone).utcoffset() != offset:
-            before, after = low, end
-            while after - before > dt.timedelta(seconds=1):
-                middle = before + (after - before) / 2
-                if middle.astimezone(zone).utcoffset() == offset:
-                    before = middle
-                else:
-                    after = middle
-            high = after.replace(microsecond=0) if after.replace(microsecond=0) > low else after
-        pieces.append((low, high, offset))
+        high = offset_change(zone, low, end) or end
+        pieces.append((low, high, low.astimezone(zone).utcoffset() or dt.timedelta()))
         low = high
     return pieces
 
 
 def _clock_changes(zone: ZoneInfo, day: dt.date) -> list[dt.datetime]:
-    """The instant (to the second) the UTC offset of `zone` changes during
-    local `day`, if it does."""
+    """The instant the UTC offset of `zone` changes during local `day`
+    (its next midnight included), if it does."""
     low, high = local_midnight(zone, day), local_midnight(zone, day + dt.timedelta(days=1))
+    change = offset_change(zone, low, high + _MICROSECOND)
+    return [] if change is None else [change]
+
+
+def offset_change(zone: ZoneInfo, low: dt.datetime, high: dt.datetime) -> dt.datetime | None:
+    """The instant within (low, high) at which the UTC offset of `zone`
+    first differs from its offset at `low`, or None when it is the same
+    just before `high`. Zone rules change offsets at whole seconds, so the
+    bisection stops at a second and rounds down to it. Windows, clock-change
+    openings and the compiled `until` search all cut time here."""
     before = low.astimezone(zone).utcoffset()
-    if before == high.astimezone(zone).utcoffset():
-        return []
+    if (high - _MICROSECOND).astimezone(zone).utcoffset() == before:
+        return None
+    start = low
     while high - low > dt.timedelta(seconds=1):
-        middle = low + dt.timedelta(seconds=(high - low) // dt.timedelta(seconds=2))
+        middle = low + (high - low) / 2
         if middle.astimezone(zone).utcoffset() == before:
             low = middle
         else:
             high = middle
-    return [high]
+    whole = high.replace(microsecond=0)
+    return whole if whole > start else high
+
+
+def first_reached(reached: Callable[[dt.datetime], bool], low: dt.datetime, high: dt.datetime) -> dt.datetime:
+    """The first instant (to the microsecond) in (low, high] at which
+    `reached` holds, given that it fails at `low` and holds at `high`: the
+    search both engines use once they have bracketed a flip of a condition."""
+    while high - low > _MICROSECOND:
+        middle = low + (high - low) // 2
+        if reached(middle):
+            high = middle
+        else:
+            low = middle
+    return high
 
 
 # ------------------------------------------------------------ caps and quiet periods

@@ -34,7 +34,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from . import nodes as n
-from .runtime import CYCLE, Contact, local_midnight
+from .runtime import CYCLE, Contact, first_reached, local_midnight, offset_change
 
 DAY = dt.timedelta(days=1)
 MICROSECOND = dt.timedelta(microseconds=1)
@@ -214,7 +214,7 @@ class Search:
                     return value > 0 if strict else value >= 0
                 first, last = holds(low), holds(high)
                 if first != last:
-                    yield _bisect(_reaches(holds, last), low, high)
+                    yield first_reached(_reaches(holds, last), low, high)
 
     def first_allowed(self, instant: dt.datetime, end: dt.datetime) -> dt.datetime | None:
         """The first instant in [instant, end] at which the conditions allow."""
@@ -252,7 +252,8 @@ class Search:
         in each stretch of constant UTC offset."""
         if not self.plan.periodic:
             return []
-        cuts = [low, *_offset_changes(self.zone, low, high), high]
+        change = offset_change(self.zone, low, high)
+        cuts = [low, *([] if change is None else [change]), high]
         found = []
         for piece_low, piece_high in itertools.pairwise(cuts):
             step = min(dt.timedelta(hours=1), (piece_high - piece_low) / 2)
@@ -269,30 +270,3 @@ class Search:
 
 def _reaches(holds: Callable[[dt.datetime], bool], value: bool) -> Callable[[dt.datetime], bool]:
     return lambda instant: holds(instant) == value
-
-
-def _bisect(reached: Callable[[dt.datetime], bool], low: dt.datetime, high: dt.datetime) -> dt.datetime:
-    """The first instant (to the microsecond) in (low, high] at which
-    `reached` holds, given that it fails at `low` and holds at `high`."""
-    while high - low > MICROSECOND:
-        middle = low + (high - low) // 2
-        if reached(middle):
-            high = middle
-        else:
-            low = middle
-    return high
-
-
-def _offset_changes(zone: ZoneInfo, low: dt.datetime, high: dt.datetime) -> list[dt.datetime]:
-    """The instant (to the second) within [low, high) at which the UTC
-    offset of `zone` changes, if it does."""
-    before = low.astimezone(zone).utcoffset()
-    if (high - MICROSECOND).astimezone(zone).utcoffset() == before:
-        return []
-    while high - low > dt.timedelta(seconds=1):
-        middle = low + (high - low) / 2
-        if middle.astimezone(zone).utcoffset() == before:
-            low = middle
-        else:
-            high = middle
-    return [high.replace(microsecond=0) if high.microsecond and high.replace(microsecond=0) > low else high]
