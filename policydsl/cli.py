@@ -37,7 +37,7 @@ from .errors import Diagnostic, PolicyCheckError, PolicySyntaxError, excerpt, so
 from .explain import Step, explanation, overview, provenance_text
 from .formatter import FormatterError, format_source
 from .highlight import highlight, highlight_fragment
-from .inputs import did_you_mean, normalise_id
+from .inputs import normalise_id
 from .io import (
     AccountRow,
     AccountsFile,
@@ -59,6 +59,7 @@ from .io import (
 )
 from .loader import load_file, read_source
 from .runtime import Decision, format_exact_instant, format_instant
+from .suggest import did_you_mean_aside
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNUSABLE = 0, 1, 2
 _P = ParamSpec("_P")
@@ -645,7 +646,7 @@ def _find_account(policy: Policy, accounts_path: str | None, account_id: str | N
 
 
 def _unknown_key(key: str, fields: set[str]) -> str:
-    return f"{key!r} is not a field of the policy and is ignored" + did_you_mean(key, sorted(fields))
+    return f"{key!r} is not a field of the policy and is ignored" + did_you_mean_aside(key, fields)
 
 
 def _explanation_tree(policy: Policy, decision: Decision, now: dt.datetime) -> Tree:

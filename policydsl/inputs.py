@@ -10,12 +10,12 @@ so the rule lives here and everything that compares ids calls `normalise_id`.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .errors import InputTypeError, InputValueError, RefusedInputError, shown_value
 from .runtime import Contact
+from .suggest import did_you_mean_aside
 
 # Characters that never belong to an id: surrounding whitespace (including
 # the no-break space a spreadsheet may add) and a byte-order mark that a
@@ -40,23 +40,6 @@ def shown_id(value: Any) -> str | None:
         return str(value) or None
     except ValueError:  # an int of over 4,300 digits
         return None
-
-
-def nearest(name: str, candidates: Iterable[str]) -> str | None:
-    """The candidate `name` was most likely meant to be: one that differs only
-    by case first (`Agent_Call` → `agent_call`), else the closest spelling."""
-    options = list(candidates)
-    folded = {option.casefold(): option for option in options}
-    if name.casefold() in folded:
-        return folded[name.casefold()]
-    close = difflib.get_close_matches(name.casefold(), list(folded), n=1, cutoff=0.75)
-    return folded[close[0]] if close else None
-
-
-def did_you_mean(name: str, candidates: Iterable[str]) -> str:
-    """` (did you mean 'x'?)` or nothing, for appending to a message."""
-    suggestion = nearest(name, candidates)
-    return f" (did you mean {suggestion!r}?)" if suggestion is not None and suggestion != name else ""
 
 
 def check_now(now: Any) -> dt.datetime:
@@ -104,7 +87,7 @@ def _refuse_unknown_keys(account: Mapping[str, Any], fields: Sequence[str]) -> N
         if key not in known:
             name = key if isinstance(key, str) else shown_value(key)
             raise RefusedInputError(name, account[key], f"{name!r} is not a field of this policy"
-                                    + did_you_mean(name, fields) + " (strict: unknown keys are refused)")
+                                    + did_you_mean_aside(name, fields) + " (strict: unknown keys are refused)")
 
 
 def _refuse_foreign_contacts(account_id: Any, contacts: list[Contact]) -> None:

@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 csv.field_size_limit(16 * 1024 * 1024)
 
 HISTORY_COLUMNS = ("account_id", "action", "at", "outcome")
+# How close a history value must be to a known action or outcome to count as its misspelling (an outcome that
+# does counts under --strict); stricter than for names in policies, since outcomes are free text.
+SPELLING_CUTOFF = 0.75
 
 
 class InputError(PolicyError):
@@ -281,11 +284,11 @@ class AccountsFile:
 
 
 def _unknown_column(name: str, number: int, fields: set[str]) -> str:
-    from .inputs import did_you_mean
+    from .suggest import did_you_mean_aside
 
     if not name:
         return f"column {number} has no name and is ignored"
-    return f"column {name!r} is not a field of the policy and is ignored" + did_you_mean(name, sorted(fields))
+    return f"column {name!r} is not a field of the policy and is ignored" + did_you_mean_aside(name, fields)
 
 
 def read_accounts(path: str, required: set[str], fields: set[str] | None = None) -> AccountsFile:
@@ -343,12 +346,12 @@ class Vocabulary:
         always counts; an unknown outcome only when the outcomes are declared
         or it is a spelling variant of a known one (other free-text outcomes
         are what history files carry and no rule reads)."""
-        from .inputs import nearest
+        from .suggest import closest
 
         if action not in self.actions:
-            return "action", action, nearest(action, self.actions), True
+            return "action", action, closest(action, self.actions, SPELLING_CUTOFF), True
         if outcome and outcome not in self.outcomes:
-            meant = nearest(outcome, self.outcomes)
+            meant = closest(outcome, self.outcomes, SPELLING_CUTOFF)
             return "outcome", outcome, meant, self.outcomes_declared or meant is not None
         return None
 

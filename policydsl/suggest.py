@@ -12,17 +12,18 @@ import difflib
 from collections.abc import Iterable
 
 
-def closest(name: str, known: Iterable[str]) -> str | None:
-    """The known name nearest to `name`, or None when none is near enough.
-    A name that differs only in case wins outright: `Balance` is `balance`
+def closest(name: str, known: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The known name nearest to `name`, or None when none is near enough
+    (difflib's ratio of the case-folded spellings at least `cutoff`). A name
+    that differs only in case wins outright: `Balance` is `balance`
     mistyped, whatever else is close."""
     candidates = sorted(set(known))
-    folded = name.casefold()
-    for candidate in candidates:
-        if candidate.casefold() == folded and candidate != name:
-            return candidate
-    matches = difflib.get_close_matches(name, candidates, n=1)
-    return matches[0] if matches else None
+    folded = {candidate.casefold(): candidate for candidate in reversed(candidates)}
+    same = folded.get(name.casefold())
+    if same is not None:
+        return same if same != name else None
+    matches = difflib.get_close_matches(name.casefold(), list(folded), n=1, cutoff=cutoff)
+    return folded[matches[0]] if matches else None
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:

@@ -23,7 +23,9 @@ from policydsl import (
     compile_policy,
     load_policy,
 )
-from policydsl.inputs import nearest, normalise_id
+from policydsl.inputs import normalise_id
+from policydsl.io import SPELLING_CUTOFF
+from policydsl.suggest import closest
 
 NOW = dt.datetime(2025, 6, 10, 12, 0, tzinfo=dt.UTC)
 SOURCE = """\
@@ -167,6 +169,6 @@ def test_normalise_id_strips_only_the_surroundings() -> None:
 
 
 def test_nearest_prefers_a_case_variant() -> None:
-    assert nearest("Agent_Call", ["agent_call", "agent_calls"]) == "agent_call"
-    assert nearest("balnce", ["balance", "dpd"]) == "balance"
-    assert nearest("zzz", ["balance"]) is None
+    assert closest("Agent_Call", ["agent_call", "agent_calls"], SPELLING_CUTOFF) == "agent_call"
+    assert closest("balnce", ["balance", "dpd"], SPELLING_CUTOFF) == "balance"
+    assert closest("zzz", ["balance"], SPELLING_CUTOFF) is None
