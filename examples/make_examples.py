@@ -58,6 +58,7 @@ ACCOUNT_COLUMNS = [
     "broken_promises",
     "region_risk",
     "hardship",
+    "debtor_unreachable",
 ]
 CONTACT_COLUMNS = ["account_id", "action", "at", "outcome"]
 
@@ -168,7 +169,15 @@ class Account:
             str(self.broken_promises),
             self.region_risk,
             "true" if self.hardship else "false",
+            "true" if self.debtor_unreachable else "false",
         ]
+
+    @property
+    def debtor_unreachable(self) -> bool:
+        """Marked unreachable by the institution (the China baseline's field,
+        Convention art. 14): its number is flagged unreachable and a month of
+        collection has passed. Derived, so the random draws stay as they were."""
+        return "contact_unreachable" in self.flags and self.days_past_due > 30
 
 
 @dataclass(frozen=True)

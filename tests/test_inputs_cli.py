@@ -363,3 +363,14 @@ def test_table_stays_inside_80_columns() -> None:
     assert len(lines) > 250 and max(len(line) for line in lines) <= 80
     assert "emergency_contact_disclose_debt" in result.stdout  # no identifier broken mid-word
     assert " until 20" in result.stdout
+
+
+def test_the_shipped_example_is_clean_under_strict() -> None:
+    """The example a newcomer runs first holds every column the policy reads
+    (the China baseline's `debtor_unreachable` included), so `--strict`
+    accepts it and the summary has nothing to warn about."""
+    result = invoke("run", SEED, ROOT / "examples" / "accounts.csv", "--history", ROOT / "examples" / "contacts.csv",
+                    "--now", NOW, "--strict")
+    assert result.exit_code == 0, result.stderr
+    assert "note:" not in result.stderr and "warning" not in result.stderr
+    assert len(result.stdout.splitlines()) == 250
