@@ -433,15 +433,12 @@ class _Checker:
         model.outcomes = list(declared) + [outcome for outcome in named if outcome not in declared]
         if not model.outcomes_declared:
             return
-        where = ", ".join(dict.fromkeys(span.location for span in declared.values())) or "an empty `outcomes {}`"
-        for rule in model.restrictions:
-            for outcome in dict.fromkeys(_outcomes_of(rule)):
-                if outcome not in declared:
-                    self.report("E118", f"outcome {outcome!r} is not declared (outcomes: {where})"
-                                f"{did_you_mean(outcome, declared)}", self.outcome_span(rule, outcome))
-        for outcome, span in self.history_outcomes:
+        where = ", ".join(dict.fromkeys(span.location for span in declared.values())) or "it is empty"
+        written = [(outcome, self.outcome_span(rule, outcome))
+                   for rule in model.restrictions for outcome in dict.fromkeys(_outcomes_of(rule))]
+        for outcome, span in [*written, *self.history_outcomes]:
             if outcome not in declared:
-                self.report("E118", f"outcome {outcome!r} is not declared (outcomes: {where})"
+                self.report("E118", f"outcome {outcome!r} is not declared in `outcomes` ({where})"
                             f"{did_you_mean(outcome, declared)}", span)
 
     def outcome_span(self, rule: n.Restriction, outcome: str) -> n.Span:

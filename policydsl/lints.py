@@ -21,6 +21,7 @@ from . import nodes as n
 from .checker import Model
 from .compiler import window_spec
 from .errors import Diagnostic
+from .formatter import syntax_shape
 from .runtime import Ranges, WindowSpec
 
 
@@ -503,8 +504,9 @@ def _window_sets(windows: list[n.Window]) -> Iterator[list[n.Window]]:
     unconditional = [window for window in windows if not window.applies]
     if unconditional:
         yield unconditional
-    for applies in dict.fromkeys(window.applies for window in windows if window.applies):
-        yield [window for window in windows if not window.applies or window.applies == applies]
+    # Conditions compared as written (without positions): `when state == "MA"` on two lines is one condition.
+    for applies in dict.fromkeys(syntax_shape(window.applies) for window in windows if window.applies):
+        yield [window for window in windows if not window.applies or syntax_shape(window.applies) == applies]
 
 
 def _open_together(specs: list[WindowSpec], holidays: list[bool]) -> bool:

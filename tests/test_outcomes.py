@@ -57,7 +57,7 @@ def test_an_undeclared_outcome_in_a_rule_is_an_error_at_its_text_with_the_name_m
     _, errors = found(source)
     (error,) = errors
     assert error.code == "E118" and CODES["E118"] == "outcome not declared"
-    assert error.message == "outcome 'Conversation' is not declared (outcomes: t.policy:6); " \
+    assert error.message == "outcome 'Conversation' is not declared in `outcomes` (t.policy:6); " \
                             "did you mean 'conversation'?"
     line = source.split("\n")[error.span.line - 1]
     assert (error.span.line, line[error.span.column - 1:error.span.end_column - 1]) == (7, '"Conversation"')
@@ -65,7 +65,7 @@ def test_an_undeclared_outcome_in_a_rule_is_an_error_at_its_text_with_the_name_m
 
 def test_an_empty_declaration_knows_no_outcome() -> None:
     _, errors = found(HEAD + "outcomes {}\n" + 'limit call 1 per day where outcome in {"x"}\n')
-    assert [e.message for e in errors] == ["outcome 'x' is not declared (outcomes: an empty `outcomes {}`)"]
+    assert [e.message for e in errors] == ["outcome 'x' is not declared in `outcomes` (it is empty)"]
 
 
 def test_an_outcome_declared_twice_in_one_file_is_a_duplicate() -> None:
@@ -99,7 +99,7 @@ def test_a_baselines_declaration_closes_the_includers_vocabulary_too(tmp_path: P
     _, diagnostics = check(load_file(main_policy))
     (error,) = [d for d in diagnostics if d.severity == "error"]
     assert error.code == "E118" and error.span.file.endswith("main.policy")
-    assert "(outcomes: " in error.message and "base.policy:4" in error.message
+    assert "in `outcomes` (" in error.message and "base.policy:4" in error.message
     assert error.message.endswith("did you mean 'conversation'?")
 
 

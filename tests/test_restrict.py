@@ -511,3 +511,12 @@ def test_the_lexer_and_textmate_grammar_read_the_new_constructs_as_the_grammar_d
         start = line.index(word)
         scopes = _tm_scopes(line, grammar)[start:start + len(word)]
         assert all(scope.startswith("keyword.other") for scope in scopes), (line, scopes)
+
+
+def test_windows_under_the_same_condition_on_different_lines_are_judged_together() -> None:
+    """Conditions were compared with their positions, so the same `when`
+    written on two lines never formed a set and W309 kept quiet."""
+    rules = 'window sms 09:00-12:00 when state == "MA"\nwindow sms 13:00-17:00 when state == "MA"\n'
+    found = [d for d in checked(HEAD + "allow all\n" + rules)[1] if d.code == "W309"]
+    assert len(found) == 1 and found[0].span.line == HEAD.count("\n") + 3, found
+    assert found[0].message.startswith("the windows for sms are never open together at any moment of a week")
