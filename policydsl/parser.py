@@ -8,6 +8,7 @@ tree into frozen nodes with spans, and Lark's exceptions into a
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from dataclasses import replace
 from decimal import Decimal
@@ -63,8 +64,33 @@ _PHRASES = (
 
 @lru_cache(maxsize=1)
 def _lark() -> lark.Lark:
+    """The LALR parser, built once per process and its tables kept between
+    processes: building them is a fifth of a short `policy check`, and of
+    every `--jobs` worker's start."""
     grammar = Path(__file__).with_name("grammar.lark").read_text(encoding="utf-8")
-    return lark.Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+    cache = _cache_file()
+    return lark.Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True,
+                     cache=str(cache) if cache is not None else False)
+
+
+def _cache_file() -> Path | None:
+    """Where Lark may keep the parser tables: a directory of this user's,
+    private to them (Lark's cache is a pickle, so a file others can write
+    would let them run code here); None, and no cache, when there is none.
+    Lark names the file by the grammar, its options and its own version,
+    and rebuilds on any problem reading it."""
+    if os.environ.get("POLICYDSL_NO_CACHE"):
+        return None
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    directory = base / "policydsl"
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = directory.stat()
+    except OSError:
+        return None
+    if info.st_uid != os.getuid() or info.st_mode & 0o022:
+        return None
+    return directory / f"grammar-lark-{lark.__version__}.cache"
 
 
 def parse(source: str, path: str = "<policy>") -> n.PolicyFile:
