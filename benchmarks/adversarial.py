@@ -1,5 +1,5 @@
 """An adversarial run against the fault guarantees of docs/reliability.md
-(issue 11 items 7-9, 11, 12, 14 and issue 17 items 1-2): seeded random
+(issue 11 items 7-9, 11, 12, 14, 16 and issue 17 items 1-2): seeded random
 mutations of each kind, every outcome judged against what the guarantee
 promises, and a table of what was tried and what broke.
 
@@ -29,6 +29,7 @@ from pathlib import Path
 
 from policydsl import PolicyError, compile_policy, load_policy
 from policydsl import loader as loader_module
+from policydsl.parser import MAX_SOURCE_BYTES
 from policydsl.testing import TestFileError, parse_test_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -338,6 +339,54 @@ def _children(parent: int) -> list[int]:
     return found
 
 
+# ------------------------------------------------------------ policies near the size limit
+
+
+CHECK_SECONDS = 5.0  # issue 11 item 16: `policy check` of any policy within the limits
+
+
+def large_policies(kind: Kind, rng: random.Random, count: int, work: Path) -> None:
+    """Random policies of half the size limit to all of it, built from the
+    costliest shapes we know (long set literals, `or` chains, many distinct
+    or identical rules, windows, caps): a real `policy check` finishes in
+    CHECK_SECONDS, with exit 0 or 1 and no traceback."""
+    for number in range(count):
+        path = work / f"large{number}.policy"
+        path.write_text(_large_policy(rng, rng.randint(MAX_SOURCE_BYTES // 2, MAX_SOURCE_BYTES)), encoding="utf-8")
+        kind.judge(path.name, _checked_in_time(path))
+
+
+def _large_policy(rng: random.Random, size: int) -> str:
+    head = ('policy "large" version "1"\naccount {\n    id : text\n    dpd : int = 0\n    score : number = 0.5\n'
+            '    tz : zone = "UTC"\n}\nactions { sms, call, email }\nallow all\n')
+    shapes = [
+        lambda i: f'forbid sms when dpd == {i} and score > 0.{i % 10}1 because "r{i}"\n',
+        lambda i: "forbid call when " + " or ".join(f"dpd == {j}" for j in range(rng.randint(2, 40))) + "\n",
+        lambda i: "forbid email when dpd in {" + ",".join(str(j % 97) for j in range(rng.randint(10, 5000))) + "}\n",
+        lambda i: f"window sms {i % 12 + 8:02d}:00-{i % 12 + 9:02d}:00 when dpd > {i}\n",
+        lambda i: f"limit call {i % 5 + 1} per {i % 7 + 1} days when dpd > {i}\n",
+    ]
+    weights = [rng.random() for _ in shapes]
+    parts, length, number = [head], len(head), 0
+    while True:
+        rule = rng.choices(shapes, weights)[0](number)
+        if length + len(rule) > size:
+            return "".join(parts)
+        parts.append(rule)
+        length += len(rule)
+        number += 1
+
+
+def _checked_in_time(path: Path) -> str | None:
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "policydsl", "check", str(path)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    elapsed = time.perf_counter() - started
+    if done.returncode not in (0, 1) or "Traceback" in done.stderr:
+        return f"exit {done.returncode}: {done.stderr[-200:]}"
+    return f"took {elapsed:.1f} s" if elapsed > CHECK_SECONDS else None
+
+
 # ------------------------------------------------------------ the run
 
 
@@ -345,7 +394,8 @@ def run(seed: int, scale: float) -> list[Kind]:
     rng = random.Random(seed)
     kinds = [Kind("policy byte mutations (both engines)"), Kind("non-regular / huge policy files"),
              Kind("include graphs (fan-out, depth, cycles)"), Kind("hostile YAML test files"),
-             Kind("caller decimal contexts (both engines)"), Kind("interrupted runs and killed workers")]
+             Kind("caller decimal contexts (both engines)"), Kind("interrupted runs and killed workers"),
+             Kind("policies near the size limit (policy check time)")]
     with tempfile.TemporaryDirectory() as temporary:
         work = Path(temporary)
         policy_bytes(kinds[0], rng, round(400 * scale), work)
@@ -354,6 +404,7 @@ def run(seed: int, scale: float) -> list[Kind]:
         yaml_files(kinds[3], rng, round(300 * scale))
         decimal_contexts(kinds[4], rng, round(400 * scale))
         interrupted_runs(kinds[5], rng, max(5, round(20 * scale)), work)
+        large_policies(kinds[6], rng, max(2, round(20 * scale)), work)
     return kinds
 
 
