@@ -35,6 +35,10 @@ if TYPE_CHECKING:
     from .runtime import Contact
 
 # Stable diagnostic codes. Never renumber: users suppress and grep by code.
+# The longest period a rule or aggregate may name: a century is longer than any retention or statute of
+# limitations, and short enough that no date arithmetic with it can leave the calendar.
+MAX_PERIOD_DAYS = 36_500
+
 CODES = {
     "E001": "syntax error",
     "E002": "include cannot be read",
@@ -645,8 +649,8 @@ class _Checker:
         elif isinstance(rule, n.Quiet):
             self.check_targets(rule.after, with_events=True, skip=skip)
         period = getattr(rule, "period", None)
-        if period is not None and period.amount < 1:
-            self.report("E105", "a period must be at least 1", rule.span)
+        if period is not None:
+            self.check_period(period, rule.span)
         self.model.restrictions.append(rule)
 
     def check_country(self, literal: n.Literal) -> None:
@@ -744,6 +748,9 @@ class _Checker:
     def type_of(self, expr: n.Expr, scope: _Scope) -> str | None:
         """The type of `expr`, reporting what is wrong; None when unknown."""
         if isinstance(expr, n.Literal):
+            if isinstance(expr.value, dt.timedelta) and expr.value > dt.timedelta(days=MAX_PERIOD_DAYS):
+                self.report("E105", f"a duration must be at most {MAX_PERIOD_DAYS} days ({MAX_PERIOD_DAYS // 365} "
+                            "years)", expr.span)
             return "text" if expr.kind == "enum" else expr.kind
         if isinstance(expr, n.SetLiteral):
             kinds = {self.type_of(element, scope) for element in expr.elements}
@@ -785,6 +792,17 @@ class _Checker:
             return self.history_type(expr)
         return self.call_type(expr, scope)
 
+    def check_period(self, period: n.Period, span: n.Span) -> None:
+        """At least 1, and at most MAX_PERIOD_DAYS: a period of a billion
+        days passed the checker and then failed every account with Python's
+        own words about date ranges."""
+        hours = period.amount * (1 if period.unit == "hours" else 24)
+        if period.amount < 1:
+            self.report("E105", "a period must be at least 1", span)
+        elif hours > MAX_PERIOD_DAYS * 24:
+            self.report("E105", f"a period must be at most {MAX_PERIOD_DAYS} days ({MAX_PERIOD_DAYS * 24} hours, "
+                        f"{MAX_PERIOD_DAYS // 365} years)", span)
+
     def history_type(self, expr: n.History) -> str:
         """A history aggregate: its actions are checked like a limit's (events
         count too), its outcomes join the policy's (`Model.outcomes`), as a
@@ -792,8 +810,8 @@ class _Checker:
         numbers (infinite when there is none, which an int could not hold)."""
         self.check_targets(expr.targets, with_events=True)
         self.history_outcomes.extend((outcome, expr.span) for outcome in expr.outcomes or ())
-        if expr.period is not None and expr.period.amount < 1:
-            self.report("E105", "a period must be at least 1", expr.span)
+        if expr.period is not None:
+            self.check_period(expr.period, expr.span)
         return "int" if expr.kind in ("count", "streak") else "number"
 
     def ref_type(self, expr: n.Ref, scope: _Scope) -> str | None:

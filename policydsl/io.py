@@ -207,12 +207,32 @@ def _count(count: int, noun: str) -> str:
     return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
+def _wide_encoding(cells: list[str]) -> str | None:
+    """What a header read as UTF-8 says the file really is: a UTF-16 byte
+    order mark (kept as surrogates by the reader), or the NUL bytes that
+    every ASCII character of UTF-16 or UTF-32 text carries. Said outright,
+    since "missing columns" would send a user looking in the wrong place."""
+    start = cells[0][:4] if cells else ""
+    if start == "\udcff\udcfe\0\0":
+        return "UTF-32 (byte-order mark FF FE 00 00)"
+    if start[:2] == "\udcff\udcfe":
+        return "UTF-16 (byte-order mark FF FE)"
+    if start[:2] == "\udcfe\udcff":
+        return "UTF-16 (byte-order mark FE FF)"
+    if any("\0" in cell for cell in cells):
+        return "UTF-16 or UTF-32 (its header holds NUL bytes)"
+    return None
+
+
 def _header(records: Iterator[_Record], path: str, what: str) -> list[str]:
     """The header record, trimmed, or InputError. A name that appears twice
     stops the run: which of the two columns holds the value is a guess."""
     first = next(records, None)
     if first is None:
         raise InputError(f"{path}: empty file: no header row{what}")
+    encoding = _wide_encoding(first.cells)
+    if encoding is not None:
+        raise InputError(f"{path}: the file is {encoding}, not UTF-8: save or export it as UTF-8 (\"CSV UTF-8\")")
     if first.problem is not None:
         raise InputError(f"{path}: header cannot be read: {first.problem}")
     header = [_printable(name.replace("\ufeff", "").strip()) for name in first.cells]

@@ -53,9 +53,12 @@ def read_source(path: str | os.PathLike[str]) -> str:
     if len(data) > MAX_SOURCE_BYTES:
         raise _file_error(shown, f"policy file is larger than {MAX_SOURCE_BYTES} bytes")
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise _file_error(shown, f"policy file is not UTF-8 (byte {exc.start})") from None
+    if "\r" in text and "\n" not in text:  # a file with old Mac line ends: else every error is on line 1
+        text = text.replace("\r", "\n")
+    return text
 
 
 def _read_bounded(shown: str) -> bytes:
@@ -143,7 +146,7 @@ def _resolve_includes(policy: n.PolicyFile, roots: list[Path], chain: tuple[str,
         if len(chain) > MAX_INCLUDE_DEPTH:
             raise _include_error(policy, include, f"includes nested deeper than {MAX_INCLUDE_DEPTH}")
         if not resolved.is_file():
-            raise _include_error(policy, include, f"included file {include.path!r} not found (looked for {target})")
+            raise _include_error(policy, include, _missing_include(include, target, resolved))
         child, below = _load(target, [*roots, *_library_roots(include)], chain, loaded)
         if loaded.size > MAX_SOURCE_BYTES:
             raise _include_error(policy, include, f"a policy and its includes are larger than {MAX_SOURCE_BYTES} "
@@ -180,6 +183,15 @@ def _path_problem(path: str) -> str | None:
     if any(len(part) > MAX_NAME_BYTES for part in encoded.split(b"/")):
         return f"has a file or directory name longer than {MAX_NAME_BYTES} bytes"
     return None
+
+
+def _missing_include(include: n.Include, target: str, resolved: Path) -> str:
+    """Why an include names no regular file: nothing is there, or what is."""
+    try:
+        kind = _NOT_READ.get(stat.S_IFMT(resolved.stat().st_mode), "not a regular file")
+    except OSError:
+        return f"included file {include.path!r} not found (looked for {target})"
+    return f"cannot read included file {include.path!r}: it is {kind}, not a regular file"
 
 
 def _unreadable_include(policy: n.PolicyFile, include: n.Include, why: str) -> PolicySyntaxError:
