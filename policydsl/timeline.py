@@ -133,9 +133,10 @@ _SOLVING = Context(prec=60)
 
 
 def crossings(sides: tuple[Side, Side], at: Callable[[dt.datetime], Any], low: dt.datetime,
-              step: dt.timedelta) -> list[dt.datetime]:
-    """Where `left - right` crosses zero, extrapolating the line through its
-    values at `low` and `low + step`; the crossing instant and the one after."""
+              step: dt.timedelta, since: dt.datetime | None = None) -> list[dt.datetime]:
+    """Where `left - right` crosses zero at or after `since` (default
+    `low`), extrapolating the line through its values at `low` and
+    `low + step`; the crossing instant and the one after."""
     left, right = sides
     here, there = at(low), at(low + step)
     found: list[dt.datetime] = []
@@ -146,13 +147,14 @@ def crossings(sides: tuple[Side, Side], at: Callable[[dt.datetime], Any], low: d
             if slope == 0:
                 continue
             offset = -start / slope
-        if offset < 0 or offset > Decimal(dt.timedelta.max // MICROSECOND) / 2:
+        if abs(offset) > Decimal(dt.timedelta.max // MICROSECOND) / 2:
             continue
         try:
             crossing = low + dt.timedelta(microseconds=int(offset.to_integral_value(rounding="ROUND_CEILING")))
         except OverflowError:
             continue
-        found.extend((crossing, crossing + MICROSECOND))
+        if crossing >= (low if since is None else since):
+            found.extend((crossing, crossing + MICROSECOND))
     return found
 
 
@@ -181,8 +183,9 @@ class Search:
 
     def _settling(self, events: list[Contact], expand: Callable[[n.Targets], frozenset[str]]
                   ) -> Iterator[dt.datetime]:
+        low = _steady_day(self.zone, self.now)
         for sides in self.plan.settling:
-            for crossing in crossings(sides, self.at, self.now, DAY)[::2]:
+            for crossing in crossings(sides, self.at, low, DAY, since=self.now)[::2]:
                 yield crossing
                 yield crossing + MICROSECOND
                 yield from self._steps(sides, crossing)
@@ -266,6 +269,19 @@ class Search:
                     after = crossing.replace(microsecond=0) + dt.timedelta(seconds=1)
                     found.extend(t for t in (crossing, crossing + MICROSECOND, after) if t < piece_high)
         return found
+
+
+def _steady_day(zone: ZoneInfo, now: dt.datetime) -> dt.datetime:
+    """The first of `now`, a day later, ... that starts 24 hours without a
+    change of UTC offset: across a clock change a term that steps once a
+    local day (`today()`, `days_since`) may not step at all in 24 hours
+    (a 25-hour day), and the line through two such samples never crosses."""
+    low = now
+    for _ in range(3):
+        if offset_change(zone, low, low + DAY) is None:
+            return low
+        low += DAY
+    return now
 
 
 def _reaches(holds: Callable[[dt.datetime], bool], value: bool) -> Callable[[dt.datetime], bool]:

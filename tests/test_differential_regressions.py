@@ -79,3 +79,21 @@ def test_until_of_a_forbid_on_the_clock_counts_whole_seconds(condition: str, now
     [entry] = compiled["blocked"]
     assert entry["action"] == "email" and entry["kind"] == "forbidden"
     assert entry["until"] == until
+
+
+# A day with a clock change can be 25 hours long: in America/Santiago the
+# local date at 2025-04-05T03:00:00.000001Z and 24 hours later is the same, so
+# the compiled engine's line through two samples of `today()` never crossed
+# and `until` was null; the samples are now taken over a day without a change.
+@pytest.mark.parametrize("now", [
+    dt.datetime(2025, 4, 5, 3, 0, 0, 1, tzinfo=UTC),  # the day before Santiago's clocks go back
+    dt.datetime(2025, 4, 5, 12, 0, tzinfo=UTC),
+    dt.datetime(2026, 10, 31, 3, 0, 0, 1, tzinfo=UTC),
+])
+def test_until_of_a_date_comparison_sampled_across_a_clock_change(now: dt.datetime) -> None:
+    text = ('policy "r" version "1"\naccount {\n    id : text\n    tz : zone = "America/Santiago"\n}\n'
+            "actions { email }\nallow all\nforbid all when today() != 2026-11-01\n")
+    compiled, reference = _decisions(text, {"id": "A1"}, now)
+    assert compiled == reference
+    [entry] = compiled["blocked"]
+    assert entry["until"] == "2026-11-01T03:00:00Z"  # local midnight, UTC-3 in the southern summer
