@@ -390,7 +390,7 @@ class _optional_output:
     def __enter__(self) -> IO[str] | None:
         if self.path is None:
             return None
-        self.context = atomic_output(self.path)
+        self.context = atomic_output(self.path, errors="surrogateescape")  # rejected rows byte for byte
         return self.context.__enter__()  # type: ignore[no-any-return]
 
     def __exit__(self, *exc: Any) -> None:

@@ -594,8 +594,10 @@ def _is_special(path: str) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | None) -> Iterator[IO[str]]:
-    """Standard output, or a file that appears only once fully written.
+def atomic_output(path: str | None, errors: str = "strict") -> Iterator[IO[str]]:
+    """Standard output, or a file that appears only once fully written
+    (`errors=\"surrogateescape\"`: undecodable input bytes, which the readers
+    keep as surrogates, are written back as the bytes they were).
 
     A regular file (or a new one) is written to a temporary file beside its
     resolved target (a symlink stays a link) and renamed into place; a
@@ -610,7 +612,7 @@ def atomic_output(path: str | None) -> Iterator[IO[str]]:
         _finish("standard output", sys.stdout.flush)
         return
     if _is_special(path):
-        with _direct(path) as handle:
+        with _direct(path, errors) as handle:
             yield handle
         return
     target = os.path.realpath(path)
@@ -623,7 +625,7 @@ def atomic_output(path: str | None) -> Iterator[IO[str]]:
     try:
         restore_signals(deferred)  # a pending stop signal is raised here, where the file is removed
         os.chmod(temporary, _mode_for(target))
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8", errors=errors, newline="") as handle:
             try:
                 yield handle
             except OSError as exc:  # the body's writes to `handle`
@@ -640,9 +642,9 @@ def atomic_output(path: str | None) -> Iterator[IO[str]]:
 
 
 @contextlib.contextmanager
-def _direct(path: str) -> Iterator[IO[str]]:
+def _direct(path: str, errors: str) -> Iterator[IO[str]]:
     try:
-        handle = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed below, errors told apart
+        handle = open(path, "w", encoding="utf-8", errors=errors, newline="")  # noqa: SIM115 - closed below, errors told apart
     except OSError as exc:
         raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
     try:
@@ -749,11 +751,15 @@ class RejectedRows:
         rejected rows can be fixed and run again as they are."""
         self.writer = csv.writer(handle, lineterminator="\n")
         self.writer.writerow(["row", "reason", *(spreadsheet_safe(name) for name in header)])
+        # Standard output cannot take undecodable bytes back; a file opened for it can.
+        self.cell = (lambda cell: cell) if getattr(handle, "errors", "strict") == "surrogateescape" else _printable
 
     def add(self, row: AccountRow, reason: str) -> None:
-        """Cells that would start a spreadsheet formula are neutralised."""
+        """Cells that would start a spreadsheet formula are neutralised; bytes
+        that were not UTF-8 are written back as they were (the handle
+        encodes with `surrogateescape`), so the fixed row is the same row."""
         self.writer.writerow([row.number, spreadsheet_safe(reason),
-                              *(spreadsheet_safe(_printable(cell)) for cell in row.raw)])
+                              *(spreadsheet_safe(self.cell(cell)) for cell in row.raw)])
 
 
 def _printable(cell: str) -> str:

@@ -95,3 +95,14 @@ def test_old_mac_line_ends_give_the_right_lines_and_fmt_keeps_the_policy(tmp_pat
     assert policy.read_bytes() == (b'policy "x" version "1"\n\naccount {\n    id : text\n}\n\n'
                                    b"actions {\n    sms\n}\n\nallow sms\n")
     assert _run("check", policy)[0] == 0
+
+
+def test_the_rejects_file_keeps_a_row_that_is_not_utf8_byte_for_byte(tmp_path: Path) -> None:
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_bytes(b"id,days_past_due,balance\nA1,3,1\nA\xff2,abc,1\nA3,4,1\n")
+    rejects, out = tmp_path / "rejects.csv", tmp_path / "out.jsonl"
+    code, _ = _run("run", SEED, accounts, "--now", "2025-06-04T02:00:00Z", "-q", "-o", out, "--errors", rejects)
+    assert code == 1 and len(out.read_text().splitlines()) == 3
+    [header, row] = rejects.read_bytes().splitlines()
+    assert header == b"row,reason,id,days_past_due,balance"
+    assert row.startswith(b"2,") and row.endswith(b",A\xff2,abc,1")  # the bytes as they were, so the fix is in place
