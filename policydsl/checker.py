@@ -201,6 +201,19 @@ class Model:
         return "sha256:" + digest.hexdigest()
 
 
+def _shown_value(value: Any) -> str:
+    return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else str(value)
+
+
+def _plain_operand(side: n.Expr, values: Mapping[str, Any], now: dt.datetime) -> Any:
+    """The value of a field, `now` or a literal; None for anything else."""
+    if isinstance(side, n.Ref):
+        return values.get(side.name)
+    if isinstance(side, n.NowRef):
+        return now
+    return side.value if isinstance(side, n.Literal) else None
+
+
 class Engine:
     """What every evaluation engine says about the policy it runs (the
     compiled `Policy` and the `ReferencePolicy` share it)."""
@@ -232,6 +245,7 @@ class Engine:
 
         now = check_now(now)
         account, contacts = accept(account, history)
+        values: dict[str, Any] = {}
         try:
             refuse(account, contacts, self.field_names, strict)
             values = self.read_account(account)
@@ -240,7 +254,33 @@ class Engine:
         except AccountError as problem:
             return self.error_decision(account.get("id"), str(problem), now=now)
         except (ArithmeticError, OverflowError) as problem:
-            return self.error_decision(account.get("id"), f"cannot evaluate: {arithmetic_problem(problem)}", now=now)
+            where = self.calendar_overflow(values, now) if isinstance(problem, OverflowError) else None
+            return self.error_decision(account.get("id"), f"cannot evaluate{where or ''}: "
+                                       f"{arithmetic_problem(problem)}", now=now)
+
+    def calendar_overflow(self, values: Mapping[str, Any], now: dt.datetime) -> str | None:
+        """` `last_pay + 30 days` (p.policy:7:22; last_pay = ...)` for the first
+        instant arithmetic of the policy, in source order, that leaves the
+        calendar for these values: found here, once, for both engines, so the
+        message names the same expression whichever engine ran into it first.
+        Only `field`, `now` and literals as operands are tried; else None."""
+        conditions = [*(segment.condition for segment in self.model.segments),
+                      *(allow.condition for allow in self.model.allows),
+                      *(getattr(rule, "condition", None) for rule in self.model.restrictions),
+                      *(test for rule in self.model.restrictions for test in rule.applies)]
+        arithmetic = sorted((node for condition in conditions if condition is not None for node in n.walk(condition)
+                             if isinstance(node, n.Arithmetic) and node.op in "+-"), key=lambda node: node.span)
+        for node in arithmetic:
+            operands = [_plain_operand(side, values, now) for side in (node.left, node.right)]
+            if None in operands or not any(isinstance(value, dt.timedelta) for value in operands):
+                continue
+            try:
+                operands[0] + operands[1] if node.op == "+" else operands[0] - operands[1]
+            except OverflowError:
+                read = "; ".join(f"{side.name} = {_shown_value(values[side.name])}"
+                                 for side in (node.left, node.right) if isinstance(side, n.Ref))
+                return f" `{self.model.source_text(node.span)}` ({node.span.location}{'; ' + read if read else ''})"
+        return None
 
     def error_decision(self, account_id: Any, message: str, *, now: dt.datetime) -> Decision:
         """The decision for an account that cannot be evaluated: no action

@@ -4,13 +4,14 @@ old-Mac line ends."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from policydsl import PolicySyntaxError
+from policydsl import PolicySyntaxError, compile_policy
 from policydsl.checker import MAX_PERIOD_DAYS, check
 from policydsl.cli import main
 from policydsl.loader import load_file, load_text
@@ -106,3 +107,13 @@ def test_the_rejects_file_keeps_a_row_that_is_not_utf8_byte_for_byte(tmp_path: P
     [header, row] = rejects.read_bytes().splitlines()
     assert header == b"row,reason,id,days_past_due,balance"
     assert row.startswith(b"2,") and row.endswith(b",A\xff2,abc,1")  # the bytes as they were, so the fix is in place
+
+
+@pytest.mark.parametrize("engine", ["compiled", "reference"])
+def test_a_date_leaving_the_calendar_names_the_expression_and_the_field(engine: str) -> None:
+    policy = compile_policy(HEAD.replace("allow all\n", "allow sms when now < last_pay + 3 days\nallow call\n"),
+                            path="m.policy", engine=engine)
+    decision = policy.evaluate({"id": "A1", "last_pay": "9999-12-30T00:00:00Z"},
+                               now=dt.datetime(2025, 6, 4, tzinfo=dt.UTC))
+    assert decision.error == ("cannot evaluate `last_pay + 3 days` (m.policy:7; last_pay = 9999-12-30T00:00:00+00:00): "
+                              "date value out of range")
