@@ -272,14 +272,14 @@ class Search:
 
 
 def _steady_day(zone: ZoneInfo, now: dt.datetime) -> dt.datetime:
-    """The first of `now`, a day later, ... that starts 24 hours without a
-    change of UTC offset: across a clock change a term that steps once a
+    """The first of `now`, a day later, ... whose 24 hours end with the UTC
+    offset they start with: across a clock change a term that steps once a
     local day (`today()`, `days_since`) may not step at all in 24 hours
     (a 25-hour day), and the line through two such samples never crosses."""
     low = now
     for _ in range(3):
-        if offset_change(zone, low, low + DAY) is None:
-            return low
+        if low.astimezone(zone).utcoffset() == (low + DAY).astimezone(zone).utcoffset():
+            return low  # the same offset at both ends: no change between (zones change at most once a day)
         low += DAY
     return now
 

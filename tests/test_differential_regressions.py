@@ -97,3 +97,14 @@ def test_until_of_a_date_comparison_sampled_across_a_clock_change(now: dt.dateti
     assert compiled == reference
     [entry] = compiled["blocked"]
     assert entry["until"] == "2026-11-01T03:00:00Z"  # local midnight, UTC-3 in the southern summer
+
+
+def test_until_of_a_date_comparison_when_the_clock_changes_exactly_a_day_later() -> None:
+    """Santiago's clocks go back at 2025-04-06T03:00Z, exactly 24 hours after
+    `now`: the offset is the same just before that instant, so a search for a
+    change inside the day found none and the samples were still a day apart."""
+    text = ('policy "r" version "1"\naccount {\n    id : text\n    tz : zone = "America/Santiago"\n}\n'
+            "actions { email }\nallow all\nforbid all when today() != 2025-11-02\n")
+    compiled, reference = _decisions(text, {"id": "A1"}, dt.datetime(2025, 4, 5, 3, 0, tzinfo=UTC))
+    assert compiled == reference
+    assert compiled["blocked"][0]["until"] == "2025-11-02T03:00:00Z"
