@@ -11,7 +11,8 @@ whatever order the rules were written in.
 from __future__ import annotations
 
 import datetime as dt
-import operator
+import linecache
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -21,8 +22,9 @@ from zoneinfo import ZoneInfo
 from . import nodes as n
 from .calendars import is_holiday, known_country
 from .checker import Engine, Model
+from .codegen import Generator
 from .errors import AccountError
-from .functions import FUNCTIONS, Clock, divide
+from .functions import Clock, divide
 from .runtime import (
     CYCLE,
     Blocked,
@@ -43,21 +45,39 @@ from .timeline import Search, Timing, timing
 from .values import ValueProblem, default_value, reader_for
 
 _MISSING = object()
+_FACTS_KEPT = 4096  # per-zone and per-instant facts kept between accounts (clocks, window messages)
 _UTC_ZONE = ZoneInfo("UTC")
 _DAY_INDEX = {name: index for index, name in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
 
 
 class _Context:
-    """Per-evaluation state the compiled closures read."""
+    """The state at one instant that the `until` search evaluates the
+    generated functions in (the account's values, clock, history view and
+    segments)."""
 
-    __slots__ = ("action", "clock", "history", "segments", "values")
+    __slots__ = ("clock", "history", "segments", "values")
 
-    def __init__(self, values: dict[str, Any], clock: Clock, history: _HistoryView) -> None:
+    def __init__(self, values: dict[str, Any], clock: Clock, history: _HistoryView, segments: dict[str, bool]
+                 ) -> None:
         self.values = values
         self.clock = clock
-        self.segments: dict[str, bool] = {}
-        self.action: str | None = None
         self.history = history
+        self.segments = segments
+
+
+class _Side:
+    """A side of a comparison that reads time, as the `until` search calls
+    it (timeline.Side); bound to its generated function once compiled."""
+
+    __slots__ = ("function", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.function: Callable[..., Any] | None = None
+
+    def __call__(self, ctx: _Context) -> Any:
+        assert self.function is not None
+        return self.function(ctx.values, ctx.clock, ctx.history, ctx.segments)
 
 
 _INFINITE = Decimal("Infinity")
@@ -119,85 +139,6 @@ class _HistoryView:
         return event.at.astimezone(self.zone).date() > self.clock.today - dt.timedelta(days=period.amount)
 
 
-Compiled = Callable[[_Context], Any]
-
-
-# ------------------------------------------------------------ expressions
-
-
-def _add(left: Any, right: Any) -> Any:
-    if isinstance(left, dt.date) and not isinstance(left, dt.datetime) and isinstance(right, int):
-        return left + dt.timedelta(days=right)
-    return left + right
-
-
-def _subtract(left: Any, right: Any) -> Any:
-    if isinstance(left, dt.date) and not isinstance(left, dt.datetime):
-        if isinstance(right, int):
-            return left - dt.timedelta(days=right)
-        return (left - right).days
-    return left - right
-
-
-_ARITHMETIC = {"+": _add, "-": _subtract, "*": operator.mul, "/": divide}
-_COMPARE = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
-            ">": operator.gt, ">=": operator.ge}
-
-
-def compile_expr(expr: n.Expr, fields: Mapping[str, n.Field]) -> Compiled:
-    """A closure computing `expr` from a context. The checker has already
-    proved names and types, so no check is repeated here."""
-    if isinstance(expr, n.Literal):
-        value = expr.value
-        return lambda ctx: value
-    if isinstance(expr, n.SetLiteral):
-        members = frozenset(element.value for element in expr.elements)
-        return lambda ctx: members
-    if isinstance(expr, n.Ref):
-        name = expr.name
-        if name in fields:
-            return lambda ctx: ctx.values[name]
-        return lambda ctx: ctx.segments[name]
-    if isinstance(expr, n.ActionRef):
-        return lambda ctx: ctx.action
-    if isinstance(expr, n.NowRef):
-        return lambda ctx: ctx.clock.now
-    if isinstance(expr, n.History):
-        return lambda ctx: ctx.history.value(expr)
-    if isinstance(expr, n.Not):
-        inner = compile_expr(expr.operand, fields)
-        return lambda ctx: not inner(ctx)
-    if isinstance(expr, n.Negate):
-        operand = compile_expr(expr.operand, fields)
-        return lambda ctx: -operand(ctx)
-    if isinstance(expr, n.BoolOp):
-        return _compile_bool(expr, fields)
-    if isinstance(expr, (n.Arithmetic, n.Compare)):
-        apply = (_ARITHMETIC if isinstance(expr, n.Arithmetic) else _COMPARE)[expr.op]
-        left, right = compile_expr(expr.left, fields), compile_expr(expr.right, fields)
-        return lambda ctx: apply(left(ctx), right(ctx))
-    if isinstance(expr, n.Membership):
-        item, container = compile_expr(expr.item, fields), compile_expr(expr.container, fields)
-        if expr.negated:
-            return lambda ctx: item(ctx) not in container(ctx)
-        return lambda ctx: item(ctx) in container(ctx)
-    run = FUNCTIONS[expr.name].run
-    args = [compile_expr(arg, fields) for arg in expr.args]
-    return lambda ctx: run(ctx.clock, *(arg(ctx) for arg in args))
-
-
-def _compile_bool(expr: n.BoolOp, fields: Mapping[str, n.Field]) -> Compiled:
-    parts = [compile_expr(operand, fields) for operand in expr.operands]
-    if len(parts) == 2:
-        first, second = parts
-        if expr.op == "and":
-            return lambda ctx: bool(first(ctx) and second(ctx))
-        return lambda ctx: bool(first(ctx) or second(ctx))
-    if expr.op == "and":
-        return lambda ctx: all(part(ctx) for part in parts)
-    return lambda ctx: any(part(ctx) for part in parts)
-
-
 def names_read(expr: n.Expr | None) -> tuple[str, ...]:
     """Fields and segments an expression reads, in order of first use."""
     if expr is None:
@@ -211,24 +152,15 @@ def names_read(expr: n.Expr | None) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class _Condition:
-    """A compiled `when` (None: always) and the rule it belongs to. A
-    condition that does not read `action` has one value per account, so it
-    is computed once per evaluation and remembered in `memo`."""
+    """A `when` (with, for a rule from a conditional include, the include's
+    conditions before it): it holds when all `tests` do (none: always). One
+    that does not read `action` has one value per account, which the
+    generated code computes once."""
 
-    test: Compiled | None
+    tests: tuple[n.Expr, ...]
     info: RuleInfo
     reads_action: bool = False
     message: str = ""  # a forbid's reason, built once
-
-    def holds(self, ctx: _Context, memo: dict[int, Any]) -> bool:
-        if self.test is None:
-            return True
-        if self.reads_action:
-            return bool(self.test(ctx))
-        key = id(self)
-        if key not in memo:
-            memo[key] = bool(self.test(ctx))
-        return memo[key]  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -274,6 +206,7 @@ class _ActionPlan:
     counters: list[_Counter] = field(default_factory=list)
     not_allowed: Blocked | None = None  # the entry when no allow admits the action
     timing: Timing | None = None  # how time alone can change its conditions (None: it cannot)
+    admits: Callable[..., bool] | None = None  # generated: allowed by its conditions at a context (with timing)
 
 
 # (kind, message, rule): a reason before its `until` is known
@@ -300,14 +233,19 @@ class Policy(Engine):
                                                                  (model.stage_field or "",)))
                         for s in model.stages]
         self._no_stage = self._no_stage_info(model)
-        self._segments = [(s.name, compile_expr(s.condition, model.fields)) for s in model.segments]
+        self._segment_names = tuple(s.name for s in model.segments)
         self._expanded: dict[n.Targets, frozenset[str]] = {}
         self._segment_infos = {s.name: model.info(s, model.source_text(s.span), names_read(s.condition))
                                for s in model.segments}
         stage_names: list[str | None] = [s.name for s in model.stages] or [None]
         if model.stages:
             stage_names.append(None)  # accounts outside every stage
+        self._generator = Generator(model.fields, f"{self.name} {self.version} ({model.policy.path})")
+        self._sides: list[_Side] = []
         self._plans = {stage: self._plan(stage) for stage in stage_names}
+        self._clocks: dict[tuple[ZoneInfo, dt.datetime], Clock] = {}
+        self._window_states: dict[tuple[int, tuple[ZoneInfo, ...], str | None, dt.datetime], str] = {}
+        self._compile()
 
     # -- compile time
     def _field_reader(self, fld: n.Field) -> tuple[str, Callable[[Any], Any], Any, str]:
@@ -332,9 +270,8 @@ class Policy(Engine):
         for allow in model.allows:
             if allow.stage is not None and allow.stage != stage:
                 continue
-            condition = _Condition(
-                compile_expr(allow.condition, model.fields) if allow.condition is not None else None,
-                model.info(allow, reads=names_read(allow.condition)), _reads_action(allow.condition))
+            condition = _Condition(() if allow.condition is None else (allow.condition,),
+                                   model.info(allow, reads=names_read(allow.condition)), _reads_action(allow.condition))
             for action in model.expand_in_order(allow.targets):
                 plans[action].allows.append((priority, condition))
                 priority += 1
@@ -354,7 +291,8 @@ class Policy(Engine):
         where = stage_of.get(stage) if self._stages else _Stage(None, None, None, None)
         for action, plan in plans.items():
             plan.not_allowed = Blocked(action, *self._not_allowed(action, plan, where))
-            plan.timing = timing(self._conditions_of(action, stage), lambda side: compile_expr(side, model.fields))
+            plan.timing = timing(self._conditions_of(action, stage),
+                                 lambda side, action=action: self._side(side, action))  # type: ignore[misc]
         return plans
 
     def _conditions_of(self, action: str, stage: str | None) -> list[n.Expr]:
@@ -386,14 +324,13 @@ class Policy(Engine):
         scope = _scope_text(model.applies_text(rule))
         applies_reads = tuple(name for condition in rule.applies for name in names_read(condition))
         if isinstance(rule, n.Forbid):
-            test = compile_expr(rule.condition, model.fields) if rule.condition is not None else None
-            if rule.applies:  # from a conditional include: the forbid exists only where they hold
-                test = _all_of([*(compile_expr(c, model.fields) for c in rule.applies), *([test] if test else [])])
+            # from a conditional include, the forbid exists only where the include's conditions hold
+            tests = (*rule.applies, *(() if rule.condition is None else (rule.condition,)))
             info = model.info(rule, reads=tuple(dict.fromkeys((*applies_reads, *names_read(rule.condition)))))
-            return _Condition(test, info, _reads_action(rule.condition), _with_reason("forbidden" + scope, info))
+            return _Condition(tests, info, _reads_action(rule.condition), _with_reason("forbidden" + scope, info))
         applies = None
         if rule.applies:
-            applies = _Condition(_all_of([compile_expr(c, model.fields) for c in rule.applies]), model.info(rule))
+            applies = _Condition(tuple(rule.applies), model.info(rule))
         if isinstance(rule, n.Window):
             country = rule.holidays.value if isinstance(rule.holidays, n.Literal) else None
             country_field = rule.holidays.name if isinstance(rule.holidays, n.Ref) else None
@@ -432,6 +369,32 @@ class Policy(Engine):
                 raise AccountError(name, raw, str(problem)) from None
         return values
 
+    def _side(self, expr: n.Expr, action: str) -> _Side:
+        side = _Side(self._generator.side(expr, action))
+        self._sides.append(side)
+        return side
+
+    def _compile(self) -> None:
+        """Generate and compile the module: segments, one function per stage,
+        and what the `until` search of a time-dependent action calls."""
+        generator = self._generator
+        generator.segments([(s.name, s.condition, s.span.location) for s in self.model.segments])
+        names = {stage: generator.stage(index, stage, plans)
+                 for index, (stage, plans) in enumerate(self._plans.items())}
+        timed = [(action, plan) for plans in self._plans.values() for action, plan in plans.items() if plan.timing]
+        admits = [generator.admits(index, action, plan) for index, (action, plan) in enumerate(timed)]
+        self.module = generator.compile({"_window": self._window_state, "_counter": _counter_block,
+                                         "_finish": self._finish})
+        functions = self.module.functions
+        self._segments_of = functions["segments"]
+        self._stage_code = {stage: functions[name] for stage, name in names.items()}
+        for (_, plan), name in zip(timed, admits, strict=True):
+            plan.admits = functions[name]
+        for side in self._sides:
+            side.function = functions[side.name]
+        # the module's source stays readable in tracebacks while this policy lives
+        weakref.finalize(self, linecache.cache.pop, self.module.filename, None)
+
     def decide(self, values: dict[str, Any], history: Iterable[Contact], now: dt.datetime) -> Decision:
         zones: tuple[ZoneInfo, ...] = values[self.zone_field] if self.zone_field else (_UTC_ZONE,)
         # Instants in UTC: with the same ZoneInfo on both sides Python adds and subtracts wall-clock
@@ -440,75 +403,68 @@ class Policy(Engine):
         events = sorted((c for c in history if c.at <= now), key=_time_of, reverse=True)
         ctx = self._context(values, events, zones[0], now)
         stage = self._stage_of(values)
-        segments = [name for name, _ in self._segments if ctx.segments[name]]
-        memo: dict[int, Any] = {}  # per-account results of rules that several actions share
-        allowed: list[tuple[int, str]] = []
-        allowed_by: dict[str, RuleInfo] = {}
-        blocked: list[Blocked] = []
-        for action, plan in self._plans[stage.name if stage else None].items():
-            ctx.action = action
-            admitted = None
-            for entry in plan.allows:
-                if entry[1].holds(ctx, memo):
-                    admitted = entry
-                    break
-            reasons, untimed, windows, frees = self._judge(plan, admitted is None, ctx, zones, events, memo, values)
-            if not reasons:
-                assert admitted is not None
-                allowed.append((admitted[0], action))
-                allowed_by[action] = admitted[1].info
-                continue
-            if untimed and plan.timing is None:  # time alone cannot lift it: until is null, fixed entries reused
-                blocked.extend(r if isinstance(r, Blocked) else Blocked(action, *r) for r in reasons)
-                continue
-            until = self._until(plan, action, now, zones, windows, frees, values, events)
-            blocked.extend(replace(r, until=until) if isinstance(r, Blocked) else Blocked(action, *r, until)
-                           for r in reasons)
+        allowed, allowed_by, blocked = self._stage_code[stage.name if stage else None](
+            values, ctx.clock, ctx.history, ctx.segments, zones, events)
         evidence = Evidence(values, stage.info if stage else self._no_stage, self.stage_field, allowed_by,
                             self._segment_infos, dict(ctx.history.facts))
         return Decision(str(values["id"]) if "id" in values else None, stage.name if stage else None,
-                        tuple(segments), tuple(action for _, action in sorted(allowed)), tuple(blocked),
+                        tuple(name for name in self._segment_names if ctx.segments[name]),
+                        tuple(action for _, action in sorted(allowed)), tuple(blocked),
                         None, evidence, self.actions, now, self.provenance)
+
+    def _clock(self, zone: ZoneInfo, now: dt.datetime) -> Clock:
+        """Local date and time of day at `now` in `zone`: the same for every
+        account of a run in that zone, so kept (a bounded cache)."""
+        key = (zone, now)
+        clock = self._clocks.get(key)
+        if clock is None:
+            if len(self._clocks) >= _FACTS_KEPT:
+                self._clocks.clear()
+            clock = self._clocks[key] = Clock(now, now.astimezone(zone))
+        return clock
 
     def _context(self, values: dict[str, Any], events: list[Contact], zone: ZoneInfo, now: dt.datetime
                  ) -> _Context:
-        """What the closures read at instant `now`, segments decided."""
-        clock = Clock(now, now.astimezone(zone))
-        ctx = _Context(values, clock, _HistoryView(events, zone, clock, self._history_actions))
-        for name, test in self._segments:
-            ctx.segments[name] = bool(test(ctx))
-        return ctx
+        """What the generated code reads at instant `now`, segments decided."""
+        clock = self._clock(zone, now)
+        history = _HistoryView(events, zone, clock, self._history_actions)
+        return _Context(values, clock, history, self._segments_of(values, clock, history))
 
-    def _until(self, plan: _ActionPlan, action: str, now: dt.datetime, zones: tuple[ZoneInfo, ...],
+    def _finish(self, plan: _ActionPlan, action: str, reasons: list[Blocked | _Reason], untimed: bool,
+                windows: list[tuple[_Window, str | None]], frees: list[dt.datetime], values: dict[str, Any],
+                events: list[Contact], zones: tuple[ZoneInfo, ...], now: dt.datetime) -> list[Blocked]:
+        """The entries of a blocked action with a window, cap, quiet period
+        or time-dependent condition: with their `until`, unless a reason
+        beyond time (not admitted, forbidden) holds and time cannot change it."""
+        if untimed and plan.timing is None:  # time alone cannot lift it: until is null, fixed entries reused
+            return [r if isinstance(r, Blocked) else Blocked(action, *r) for r in reasons]
+        until = self._until(plan, now, zones, windows, frees, values, events)
+        return [replace(r, until=until) if isinstance(r, Blocked) else Blocked(action, *r, until) for r in reasons]
+
+    def _until(self, plan: _ActionPlan, now: dt.datetime, zones: tuple[ZoneInfo, ...],
                windows: list[tuple[_Window, str | None]], frees: list[dt.datetime], values: dict[str, Any],
                events: list[Contact]) -> dt.datetime | None:
-        """The first instant at which time alone lets `action` through: every
+        """The first instant at which time alone lets the action through: every
         window open in every zone, every cap and quiet period over, and its
         conditions (when they read time) allowing it. Searched up to one
         CYCLE past the last instant at which a non-periodic term changes."""
         constraints: list[Callable[[dt.datetime], dt.datetime | None]] = []
         settled = max([now, *frees])
         if plan.timing is not None:
+            admits = plan.admits
+            assert admits is not None
             search = Search(plan.timing, now, zones[0], events, self._history_actions,
                             lambda instant: self._context(values, events, zones[0], instant),
-                            lambda ctx: self._conditions_allow(plan, action, ctx))
+                            lambda ctx: admits(ctx.values, ctx.clock, ctx.history, ctx.segments))
             settled = max(settled, search.settled)
             constraints.append(lambda instant: search.first_allowed(instant, end))
         end = settled + CYCLE
-        specs = [(window.spec, zone, country) for window, country in windows for zone in zones]
+        specs = tuple((window.spec, zone, country) for window, country in windows for zone in zones)
         if specs:
             constraints.append(lambda instant: first_common_opening(specs, instant, end))
         if frees:
             constraints.append(_not_before(max(frees)))
         return next_allowed(now, constraints, end)
-
-    @staticmethod
-    def _conditions_allow(plan: _ActionPlan, action: str, ctx: _Context) -> bool:
-        """Whether an allow admits `action` and no forbid blocks it in `ctx`."""
-        ctx.action = action
-        memo: dict[int, Any] = {}
-        return (any(condition.holds(ctx, memo) for _, condition in plan.allows)
-                and not any(forbid.holds(ctx, memo) for forbid, _ in plan.forbids))
 
     def _stage_of(self, values: dict[str, Any]) -> _Stage | None:
         if not self._stages:
@@ -519,53 +475,25 @@ class Policy(Engine):
                 return stage
         return None
 
-    def _judge(self, plan: _ActionPlan, unadmitted: bool, ctx: _Context, zones: tuple[ZoneInfo, ...],
-               events: list[Contact], memo: dict[int, Any], values: dict[str, Any],
-               ) -> tuple[list[Blocked | _Reason], bool, list[tuple[_Window, str | None]], list[dt.datetime]]:
-        """Every reason an action is blocked now (not admitted, then forbids,
-        windows, caps and quiet periods in rule order); whether one of them
-        is beyond time (not admitted, forbidden); and what `until` needs:
-        the action's windows with their holiday country, and the instants its
-        caps and quiet periods free at."""
-        now = ctx.clock.now
-        reasons: list[Blocked | _Reason] = []
-        if unadmitted:
-            assert plan.not_allowed is not None
-            reasons.append(plan.not_allowed)
-        for forbid, entry in plan.forbids:
-            if forbid.holds(ctx, memo):
-                reasons.append(entry)
-        untimed = bool(reasons)
-        windows: list[tuple[_Window, str | None]] = []
-        for window in plan.windows:
-            if window.applies is not None and not window.applies.holds(ctx, memo):
-                continue
-            key = id(window)
-            if key not in memo:
-                country = window.country or (values[window.country_field] if window.country_field else None)
-                if country is not None and not known_country(str(country)):
-                    raise AccountError(window.country_field or "country", country,
-                                       "a country code with a holiday calendar, such as CN or US")
-                outside = [zone for zone in zones if not window.spec.inside(now, zone, country)]
-                message = self._window_message(window, outside, now, country) if outside else ""
-                memo[key] = (country, message)
-            country, message = memo[key]
-            if message:
-                reasons.append(("window", message, window.info))
-            windows.append((window, country))
-        frees: list[dt.datetime] = []
-        for counter in plan.counters:
-            if counter.applies is not None and not counter.applies.holds(ctx, memo):
-                continue
-            key = id(counter)
-            if key not in memo:
-                memo[key] = _counter_block(counter, zones, events, now)
-            block = memo[key]
-            if block is not None:
-                message, free = block
-                reasons.append((counter.kind, message, counter.info))
-                frees.append(free)
-        return reasons, untimed, windows, frees
+    def _window_state(self, window: _Window, values: dict[str, Any], zones: tuple[ZoneInfo, ...],
+                      now: dt.datetime) -> tuple[str | None, str]:
+        """(holiday country, message) of a window: the message is empty when
+        the window is open now in every zone. The message depends only on the
+        zones, the country and the instant, so it is kept for the accounts
+        that share them (a bounded cache)."""
+        country = window.country or (values[window.country_field] if window.country_field else None)
+        if country is not None and not known_country(str(country)):
+            raise AccountError(window.country_field or "country", country,
+                               "a country code with a holiday calendar, such as CN or US")
+        key = (id(window), zones, country, now)
+        message = self._window_states.get(key)
+        if message is None:
+            outside = [zone for zone in zones if not window.spec.inside(now, zone, country)]
+            message = self._window_message(window, outside, now, country) if outside else ""
+            if len(self._window_states) >= _FACTS_KEPT:
+                self._window_states.clear()
+            self._window_states[key] = message
+        return country, message
 
     def _not_allowed(self, action: str, plan: _ActionPlan, stage: _Stage | None) -> _Reason:
         """Why no allow admits `action` in `stage`: fixed per stage, so worded
@@ -619,12 +547,6 @@ def _weekdays(days: tuple[n.DaySpec, ...]) -> frozenset[int]:
         return frozenset(range(7))
     return frozenset((_DAY_INDEX[spec.first] + step) % 7 for spec in days  # fri..mon wraps
                      for step in range((_DAY_INDEX[spec.last] - _DAY_INDEX[spec.first]) % 7 + 1))
-
-
-def _all_of(tests: list[Compiled]) -> Compiled:
-    if len(tests) == 1:
-        return tests[0]
-    return lambda ctx: all(test(ctx) for test in tests)
 
 
 def _scope_text(applies: str | None) -> str:

@@ -46,6 +46,22 @@ def divide(left: int | Decimal, right: int | Decimal) -> Decimal:
     return DIVISION.divide(Decimal(left), Decimal(right))
 
 
+def add(left: Any, right: Any) -> Any:
+    """`+`: a date plus a whole number of days is a date; anything else is Python's `+`."""
+    if isinstance(left, dt.date) and not isinstance(left, dt.datetime) and isinstance(right, int):
+        return left + dt.timedelta(days=right)
+    return left + right
+
+
+def subtract(left: Any, right: Any) -> Any:
+    """`-`: a date minus days is a date, a date minus a date a number of days."""
+    if isinstance(left, dt.date) and not isinstance(left, dt.datetime):
+        if isinstance(right, int):
+            return left - dt.timedelta(days=right)
+        return (left - right).days
+    return left - right
+
+
 class Clock:
     """What the functions may know of time: the evaluation instant `now` and
     the account's local date and time of day (first candidate zone)."""

@@ -348,7 +348,8 @@ class WindowSpec:
         return None
 
 
-def first_common_opening(windows: Sequence[tuple[WindowSpec, ZoneInfo, str | None]], instant: dt.datetime,
+@lru_cache(maxsize=4096)  # the same windows, zones and instant recur for the accounts of one run
+def first_common_opening(windows: tuple[tuple[WindowSpec, ZoneInfo, str | None], ...], instant: dt.datetime,
                          end: dt.datetime) -> dt.datetime | None:
     """The earliest instant in [instant, end] inside every window in its
     zone, or None. Day by day, the open intervals of each window are

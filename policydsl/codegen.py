@@ -1,0 +1,318 @@
+"""Compiled plans to Python source: one module per policy, compiled once.
+
+The compiler (compiler.py) decides, per stage and action, which allows,
+forbids, windows, caps and quiet periods apply; this module writes that down
+as straight-line Python, Jinja2-style, and compiles it with `compile()`:
+
+- `segments(V, C, H)`: every segment's value, in order;
+- `stage_<i>(V, C, H, S, zones, events)`: one function per stage, one block
+  per action, returning `(allowed, allowed_by, blocked)`;
+- `admits_<i>(V, C, H, S)` and `side_<i>(V, C, H, S)`: whether an allow
+  admits an action and no forbid blocks it, and the sides of comparisons that
+  read time, for the `until` search (timeline.py).
+
+`V` is the account's typed values, `C` the `functions.Clock`, `H` the history
+view, `S` the segments. A condition that several actions share is computed
+once per account, on first use (`cN := ...`), as the closures it replaces did:
+the same conditions are evaluated in the same order, so the same error is met.
+
+No policy text ever becomes Python code: strings and integers are written
+with `repr` (which always gives a literal of the same value), every other
+value (decimals, dates, sets, rule infos, fixed `Blocked` entries) is a
+module constant `_kN`, and identifiers are generated (`c3`, `stage_2`),
+never taken from the policy. Comments carry the policy location of each
+line, escaped to printable ASCII; the source is registered with `linecache`
+so that a traceback through generated code shows the line, and with it the
+policy file and line it came from.
+"""
+
+from __future__ import annotations
+
+import itertools
+import linecache
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import nodes as n
+from .functions import FUNCTIONS, add, divide, subtract
+
+if TYPE_CHECKING:
+    from .compiler import _ActionPlan, _Condition, _Counter, _Window
+
+UNSET = object()  # a shared condition not computed yet for this account
+_PLAIN = (str, int, bool)  # values whose repr is a literal of the same value and type
+_OPERATORS = {"==", "!=", "<", "<=", ">", ">="}
+_FILENAMES = itertools.count(1)
+
+
+@dataclass
+class Module:
+    """The generated source and, once compiled, its functions by name."""
+
+    source: str
+    filename: str
+    functions: dict[str, Callable[..., Any]]
+    line_map: dict[int, str]  # generated line -> policy location (file:line)
+
+
+@dataclass
+class _Lines:
+    text: list[str] = field(default_factory=list)
+    where: dict[int, str] = field(default_factory=dict)
+
+    def add(self, depth: int, line: str, location: str = "") -> None:
+        if location:
+            self.where[len(self.text) + 1] = location
+            line += f"  # {printable(location)}"
+        self.text.append("    " * depth + line)
+
+
+def printable(text: str) -> str:
+    """Text safe inside a Python comment: printable ASCII, no line breaks."""
+    return text.encode("unicode_escape").decode("ascii")
+
+
+class Generator:
+    """Writes one policy's module. `fields` are the account's field names
+    (a name is a field or a segment, never both: the checker proved it)."""
+
+    def __init__(self, fields: Iterable[str], policy_name: str) -> None:
+        self.fields = frozenset(fields)
+        self.policy_name = policy_name
+        self.constants: dict[str, Any] = {"_U": UNSET}
+        self._constant_names: dict[int, str] = {}
+        self.lines = _Lines()
+        self._sides: dict[tuple[int, str | None], str] = {}
+        self._memo_names: dict[int, str] = {}
+
+    # -- values and expressions
+    def constant(self, value: Any) -> str:
+        """A module-level name for `value` (one per object)."""
+        name = self._constant_names.get(id(value))
+        if name is None:
+            name = self._constant_names[id(value)] = f"_k{len(self._constant_names)}"
+            self.constants[name] = value
+        return name
+
+    def literal(self, value: Any) -> str:
+        if value is None:
+            return "None"
+        if type(value) in _PLAIN:
+            return repr(value)
+        return self.constant(value)
+
+    def expr(self, expr: n.Expr, action: str | None) -> str:
+        """Python for `expr`, with `action` (the action being judged) as a
+        literal. Every operation is parenthesised; operands are evaluated
+        left to right, as the language defines."""
+        if isinstance(expr, n.Literal):
+            return self.literal(expr.value)
+        if isinstance(expr, n.SetLiteral):
+            return self.constant(frozenset(element.value for element in expr.elements))
+        if isinstance(expr, n.Ref):
+            return f"{'V' if expr.name in self.fields else 'S'}[{expr.name!r}]"
+        if isinstance(expr, n.ActionRef):
+            return repr(action)
+        if isinstance(expr, n.NowRef):
+            return "C.now"
+        if isinstance(expr, n.History):
+            return f"H.value({self.constant(expr)})"
+        if isinstance(expr, n.Not):
+            return f"(not {self.expr(expr.operand, action)})"
+        if isinstance(expr, n.Negate):
+            return f"(-{self.expr(expr.operand, action)})"
+        if isinstance(expr, n.BoolOp):
+            joined = f" {expr.op} ".join(self.expr(operand, action) for operand in expr.operands)
+            return f"bool({joined})"
+        if isinstance(expr, n.Arithmetic):
+            left, right = self.expr(expr.left, action), self.expr(expr.right, action)
+            if expr.op == "*":
+                return f"({left} * {right})"
+            helper = {"+": add, "-": subtract, "/": divide}[expr.op]
+            return f"{self.constant(helper)}({left}, {right})"
+        if isinstance(expr, n.Compare):
+            assert expr.op in _OPERATORS
+            return f"({self.expr(expr.left, action)} {expr.op} {self.expr(expr.right, action)})"
+        if isinstance(expr, n.Membership):
+            keyword = "not in" if expr.negated else "in"
+            return f"({self.expr(expr.item, action)} {keyword} {self.expr(expr.container, action)})"
+        run = self.constant(FUNCTIONS[expr.name].run)
+        return f"{run}(C{''.join(', ' + self.expr(arg, action) for arg in expr.args)})"
+
+    def test(self, condition: _Condition | None, action: str | None) -> str:
+        """A condition's truth. One that does not read `action` has one value
+        per account: it is computed on first use and kept in a local."""
+        if condition is None or not condition.tests:
+            return "True"
+        value = f"bool({' and '.join(self.expr(test, action) for test in condition.tests)})"
+        if condition.reads_action:
+            return value
+        memo = self._memo(condition)
+        return f"({memo} if {memo} is not _U else ({memo} := {value}))"
+
+    def _memo(self, thing: object) -> str:
+        name = self._memo_names.get(id(thing))
+        if name is None:
+            name = self._memo_names[id(thing)] = f"c{len(self._memo_names)}"
+        return name
+
+    # -- functions
+    def segments(self, segments: list[tuple[str, n.Expr, str]]) -> None:
+        """`segments(V, C, H)`: each segment in order (one may read another)."""
+        self.lines.add(0, "def segments(V, C, H):")
+        self.lines.add(1, "S = {}")
+        for name, condition, location in segments:
+            self.lines.add(1, f"S[{name!r}] = bool({self.expr(condition, None)})", location)
+        self.lines.add(1, "return S")
+
+    def stage(self, index: int, stage: str | None, plans: dict[str, _ActionPlan]) -> str:
+        """`stage_<index>`: every action's block, in declaration order."""
+        self._memo_names = {}
+        body = _Lines()
+        outer, self.lines = self.lines, body
+        for action, plan in plans.items():
+            self._action(action, plan)
+        self.lines = outer
+        name = f"stage_{index}"
+        self.lines.add(0, "")
+        self.lines.add(0, f"def {name}(V, C, H, S, zones, events):", f"stage {stage}" if stage else "")
+        self.lines.add(1, "now = C.now")
+        self.lines.add(1, "allowed = []")
+        self.lines.add(1, "allowed_by = {}")
+        self.lines.add(1, "blocked = []")
+        if self._memo_names:
+            self.lines.add(1, " = ".join(self._memo_names.values()) + " = _U")
+        offset = len(self.lines.text)
+        self.lines.text.extend(body.text)
+        self.lines.where.update({offset + line: where for line, where in body.where.items()})
+        self.lines.add(1, "return allowed, allowed_by, blocked")
+        return name
+
+    def _action(self, action: str, plan: _ActionPlan) -> None:
+        emit = self.lines.add
+        name = repr(action)
+        emit(1, f"# {printable(action)}")
+        self._allow_chain(action, plan)
+        static = not plan.windows and not plan.counters and plan.timing is None
+        assert plan.not_allowed is not None
+        if static:  # every reason is a fixed Blocked built at compile time
+            if plan.allows:
+                emit(1, "mark = len(blocked)")
+                emit(1, "if p is None:")
+                emit(2, f"blocked.append({self.constant(plan.not_allowed)})")
+            else:
+                emit(1, f"blocked.append({self.constant(plan.not_allowed)})")
+            for condition, entry in plan.forbids:
+                emit(1, f"if {self.test(condition, action)}:", condition.info.location)
+                emit(2, f"blocked.append({self.constant(entry)})")
+            if plan.allows:
+                emit(1, "if len(blocked) == mark:")
+                emit(2, f"allowed.append((p, {name}))")
+                emit(2, f"allowed_by[{name}] = by")
+            return
+        emit(1, f"r = [] if p is not None else [{self.constant(plan.not_allowed)}]")
+        for condition, entry in plan.forbids:
+            emit(1, f"if {self.test(condition, action)}:", condition.info.location)
+            emit(2, f"r.append({self.constant(entry)})")
+        emit(1, "untimed = bool(r)")
+        emit(1, "w = []")
+        for window in plan.windows:
+            self._window(window)
+        emit(1, "f = []")
+        for counter in plan.counters:
+            self._counter(counter)
+        emit(1, "if not r:")
+        emit(2, f"allowed.append((p, {name}))")
+        emit(2, f"allowed_by[{name}] = by")
+        emit(1, "else:")
+        emit(2, f"blocked.extend(_finish({self.constant(plan)}, {name}, r, untimed, w, f, V, events, zones, now))")
+
+    def _allow_chain(self, action: str, plan: _ActionPlan) -> None:
+        """`p`, `by`: the first allow that admits the action (None: none)."""
+        emit = self.lines.add
+        keyword = "if"
+        for priority, condition in plan.allows:
+            test = self.test(condition, action)
+            set_admitted = f"p, by = {priority}, {self.constant(condition.info)}"
+            if test == "True":
+                if keyword == "if":
+                    emit(1, set_admitted, condition.info.location)
+                    return
+                emit(1, "else:")
+                emit(2, set_admitted, condition.info.location)
+                return
+            emit(1, f"{keyword} {test}:", condition.info.location)
+            emit(2, set_admitted)
+            keyword = "elif"
+        if keyword == "if":
+            emit(1, "p = None")
+        else:
+            emit(1, "else:")
+            emit(2, "p = None")
+
+    def _scoped(self, applies: _Condition | None) -> int:
+        """Opens `if <applies>:` for a rule that exists only where it holds; the depth to write at."""
+        if applies is None:
+            return 1
+        self.lines.add(1, f"if {self.test(applies, None)}:", applies.info.location)
+        return 2
+
+    def _window(self, window: _Window) -> None:
+        depth = self._scoped(window.applies)
+        memo, rule = self._memo(window), self.constant(window)
+        self.lines.add(depth, f"s = {memo} if {memo} is not _U else ({memo} := _window({rule}, V, zones, now))",
+                       window.info.location)
+        self.lines.add(depth, "if s[1]:")
+        self.lines.add(depth + 1, f"r.append(('window', s[1], {self.constant(window.info)}))")
+        self.lines.add(depth, f"w.append(({rule}, s[0]))")
+
+    def _counter(self, counter: _Counter) -> None:
+        depth = self._scoped(counter.applies)
+        memo, rule = self._memo(counter), self.constant(counter)
+        self.lines.add(depth, f"b = {memo} if {memo} is not _U else ({memo} := _counter({rule}, zones, events, now))",
+                       counter.info.location)
+        self.lines.add(depth, "if b is not None:")
+        self.lines.add(depth + 1, f"r.append(({counter.kind!r}, b[0], {self.constant(counter.info)}))")
+        self.lines.add(depth + 1, "f.append(b[1])")
+
+    def admits(self, index: int, action: str, plan: _ActionPlan) -> str:
+        """`admits_<index>(V, C, H, S)`: an allow admits `action`, no forbid blocks it."""
+        self._memo_names = {}
+        allows = " or ".join(self.test(condition, action) for _, condition in plan.allows) or "False"
+        forbids = " or ".join(self.test(condition, action) for condition, _ in plan.forbids) or "False"
+        memos = list(self._memo_names.values())
+        name = f"admits_{index}"
+        self.lines.add(0, "")
+        self.lines.add(0, f"def {name}(V, C, H, S):", f"{action} (until)")
+        if memos:
+            self.lines.add(1, " = ".join(memos) + " = _U")
+        self.lines.add(1, f"return bool(({allows}) and not ({forbids}))")
+        return name
+
+    def side(self, expr: n.Expr, action: str | None) -> str:
+        """`side_<i>(V, C, H, S)`: one side of a comparison that reads time."""
+        key = (id(expr), action)
+        name = self._sides.get(key)
+        if name is None:
+            name = self._sides[key] = f"side_{len(self._sides)}"
+            self.lines.add(0, "")
+            self.lines.add(0, f"def {name}(V, C, H, S):", expr.span.location)
+            self.lines.add(1, f"return {self.expr(expr, action)}")
+        return name
+
+    # -- the module
+    def compile(self, runtime: dict[str, Any]) -> Module:
+        """Compile the module; `runtime` gives the hand-written helpers the
+        stage functions call (`_window`, `_counter`, `_finish`)."""
+        header = f"# policy {printable(self.policy_name)}: generated by policydsl, do not edit\n"
+        source = header + "\n".join(self.lines.text) + "\n"
+        filename = f"<policy {printable(self.policy_name)} #{next(_FILENAMES)}>"
+        code = compile(source, filename, "exec")
+        namespace: dict[str, Any] = {"__builtins__": {"bool": bool, "len": len}, **self.constants, **runtime}
+        exec(code, namespace)  # the source is ours: no policy text is code (see the module docstring)
+        lines = source.splitlines(keepends=True)
+        linecache.cache[filename] = (len(source), None, lines, filename)
+        functions = {name: value for name, value in namespace.items() if callable(value) and
+                     name.startswith(("segments", "stage_", "admits_", "side_"))}
+        return Module(source, filename, functions, {line + 1: where for line, where in self.lines.where.items()})
