@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 UNSET = object()  # a shared condition not computed yet for this account
 _PLAIN = (str, int, bool)  # values whose repr is a literal of the same value and type
 _OPERATORS = {"==", "!=", "<", "<=", ">", ">="}
+# Expressions made only of these cannot raise (the checker proved the types): a condition built from them
+# is computed up front, once per account, instead of on first use.
+_CANNOT_RAISE = (n.Literal, n.SetLiteral, n.Ref, n.ActionRef, n.NowRef, n.Compare, n.Membership, n.BoolOp, n.Not)
 _FILENAMES = itertools.count(1)
 
 
@@ -85,6 +88,7 @@ class Generator:
         self.lines = _Lines()
         self._sides: dict[tuple[int, str | None], str] = {}
         self._memo_names: dict[int, str] = {}
+        self._hoisted: dict[str, tuple[str, str]] = {}  # memo name -> (value, policy location)
 
     # -- values and expressions
     def constant(self, value: Any) -> str:
@@ -149,6 +153,9 @@ class Generator:
         if condition.reads_action:
             return value
         memo = self._memo(condition)
+        if all(isinstance(node, _CANNOT_RAISE) for test in condition.tests for node in n.walk(test)):
+            self._hoisted.setdefault(memo, (value, condition.info.location))
+            return memo
         return f"({memo} if {memo} is not _U else ({memo} := {value}))"
 
     def _memo(self, thing: object) -> str:
@@ -166,9 +173,23 @@ class Generator:
             self.lines.add(1, f"S[{name!r}] = bool({self.expr(condition, None)})", location)
         self.lines.add(1, "return S")
 
+    def _start(self) -> None:
+        """A new generated function: its own locals."""
+        self._memo_names = {}
+        self._hoisted = {}
+
+    def _locals(self) -> None:
+        """The first lines of a function: conditions computed up front, the
+        others marked as not computed yet."""
+        lazy = [name for name in self._memo_names.values() if name not in self._hoisted]
+        if lazy:
+            self.lines.add(1, " = ".join(lazy) + " = _U")
+        for name, (value, location) in self._hoisted.items():
+            self.lines.add(1, f"{name} = {value}", location)
+
     def stage(self, index: int, stage: str | None, plans: dict[str, _ActionPlan]) -> str:
         """`stage_<index>`: every action's block, in declaration order."""
-        self._memo_names = {}
+        self._start()
         body = _Lines()
         outer, self.lines = self.lines, body
         for action, plan in plans.items():
@@ -181,8 +202,7 @@ class Generator:
         self.lines.add(1, "allowed = []")
         self.lines.add(1, "allowed_by = {}")
         self.lines.add(1, "blocked = []")
-        if self._memo_names:
-            self.lines.add(1, " = ".join(self._memo_names.values()) + " = _U")
+        self._locals()
         offset = len(self.lines.text)
         self.lines.text.extend(body.text)
         self.lines.where.update({offset + line: where for line, where in body.where.items()})
@@ -193,25 +213,32 @@ class Generator:
         emit = self.lines.add
         name = repr(action)
         emit(1, f"# {printable(action)}")
-        self._allow_chain(action, plan)
-        static = not plan.windows and not plan.counters and plan.timing is None
+        admitted = self._allow_chain(action, plan)
         assert plan.not_allowed is not None
-        if static:  # every reason is a fixed Blocked built at compile time
-            if plan.allows:
+        not_allowed = self.constant(plan.not_allowed)
+        allow = [(1, f"allowed.append((p, {name}))"), (1, f"allowed_by[{name}] = by")]
+        if not plan.windows and not plan.counters and plan.timing is None:
+            # every reason is a fixed Blocked built at compile time
+            if admitted is None:
                 emit(1, "mark = len(blocked)")
                 emit(1, "if p is None:")
-                emit(2, f"blocked.append({self.constant(plan.not_allowed)})")
-            else:
-                emit(1, f"blocked.append({self.constant(plan.not_allowed)})")
+                emit(2, f"blocked.append({not_allowed})")
+            elif not admitted:
+                emit(1, f"blocked.append({not_allowed})")
+            elif plan.forbids:
+                emit(1, "mark = len(blocked)")
             for condition, entry in plan.forbids:
                 emit(1, f"if {self.test(condition, action)}:", condition.info.location)
                 emit(2, f"blocked.append({self.constant(entry)})")
-            if plan.allows:
-                emit(1, "if len(blocked) == mark:")
-                emit(2, f"allowed.append((p, {name}))")
-                emit(2, f"allowed_by[{name}] = by")
+            if admitted is not False:
+                if plan.forbids or admitted is None:
+                    emit(1, "if len(blocked) == mark:")
+                    allow = [(2, line) for _, line in allow]
+                for depth, line in allow:
+                    emit(depth, line)
             return
-        emit(1, f"r = [] if p is not None else [{self.constant(plan.not_allowed)}]")
+        emit(1, {None: f"r = [] if p is not None else [{not_allowed}]", True: "r = []",
+                 False: f"r = [{not_allowed}]"}[admitted])
         for condition, entry in plan.forbids:
             emit(1, f"if {self.test(condition, action)}:", condition.info.location)
             emit(2, f"r.append({self.constant(entry)})")
@@ -223,13 +250,15 @@ class Generator:
         for counter in plan.counters:
             self._counter(counter)
         emit(1, "if not r:")
-        emit(2, f"allowed.append((p, {name}))")
-        emit(2, f"allowed_by[{name}] = by")
+        for depth, line in allow:
+            emit(depth + 1, line)
         emit(1, "else:")
         emit(2, f"blocked.extend(_finish({self.constant(plan)}, {name}, r, untimed, w, f, V, events, zones, now))")
 
-    def _allow_chain(self, action: str, plan: _ActionPlan) -> None:
-        """`p`, `by`: the first allow that admits the action (None: none)."""
+    def _allow_chain(self, action: str, plan: _ActionPlan) -> bool | None:
+        """`p`, `by`: the first allow that admits the action (p None: none).
+        Whether an allow admits it is known here when the first allow has no
+        condition (True) or there is none (False); else None."""
         emit = self.lines.add
         keyword = "if"
         for priority, condition in plan.allows:
@@ -238,18 +267,19 @@ class Generator:
             if test == "True":
                 if keyword == "if":
                     emit(1, set_admitted, condition.info.location)
-                    return
+                    return True
                 emit(1, "else:")
                 emit(2, set_admitted, condition.info.location)
-                return
+                return None
             emit(1, f"{keyword} {test}:", condition.info.location)
             emit(2, set_admitted)
             keyword = "elif"
         if keyword == "if":
             emit(1, "p = None")
-        else:
-            emit(1, "else:")
-            emit(2, "p = None")
+            return False
+        emit(1, "else:")
+        emit(2, "p = None")
+        return None
 
     def _scoped(self, applies: _Condition | None) -> int:
         """Opens `if <applies>:` for a rule that exists only where it holds; the depth to write at."""
@@ -278,15 +308,13 @@ class Generator:
 
     def admits(self, index: int, action: str, plan: _ActionPlan) -> str:
         """`admits_<index>(V, C, H, S)`: an allow admits `action`, no forbid blocks it."""
-        self._memo_names = {}
+        self._start()
         allows = " or ".join(self.test(condition, action) for _, condition in plan.allows) or "False"
         forbids = " or ".join(self.test(condition, action) for condition, _ in plan.forbids) or "False"
-        memos = list(self._memo_names.values())
         name = f"admits_{index}"
         self.lines.add(0, "")
         self.lines.add(0, f"def {name}(V, C, H, S):", f"{action} (until)")
-        if memos:
-            self.lines.add(1, " = ".join(memos) + " = _U")
+        self._locals()
         self.lines.add(1, f"return bool(({allows}) and not ({forbids}))")
         return name
 

@@ -188,13 +188,6 @@ class _Counter:
     applies: _Condition | None = None  # the cap or quiet period exists only where this holds
     scope: str = ""  # " (applies where ...)" in its messages
 
-    def counts(self, contact: Contact) -> bool:
-        if contact.action not in self.actions:
-            return False
-        if self.outcomes is None:
-            return True
-        return (contact.outcome in self.outcomes) != self.exclude
-
 
 @dataclass
 class _ActionPlan:
@@ -563,7 +556,11 @@ def _counter_block(counter: _Counter, zones: tuple[ZoneInfo, ...], events: list[
                    now: dt.datetime) -> tuple[str, dt.datetime] | None:
     """(message, free_at) when a cap or quiet period blocks in some zone (the
     message of the first such zone, the latest instant it frees at)."""
-    counted = [event for event in events if counter.counts(event)]
+    actions, outcomes, exclude = counter.actions, counter.outcomes, counter.exclude
+    if outcomes is None:
+        counted = [event for event in events if event.action in actions]
+    else:
+        counted = [event for event in events if event.action in actions and (event.outcome in outcomes) != exclude]
     if len(counted) < counter.count:  # under the cap however the days fall (a quiet period counts 1)
         return None
     statuses = [_counter_status(counter, zone, counted, now) for zone in zones]

@@ -96,7 +96,7 @@ def _refuse_foreign_contacts(account_id: Any, contacts: list[Contact]) -> None:
     if not isinstance(account_id, str):
         return  # the id itself is reported by the field check
     for number, contact in enumerate(contacts, 1):
-        if normalise_id(contact.account_id) != account_id:
+        if contact.account_id != account_id and normalise_id(contact.account_id) != account_id:
             raise RefusedInputError("id", account_id, f"history item {number} belongs to account "
                                     f"{_shorten(repr(contact.account_id))}, not {account_id!r}")
 
