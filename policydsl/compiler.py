@@ -11,6 +11,7 @@ whatever order the rules were written in.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import linecache
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -45,6 +46,7 @@ from .timeline import Search, Timing, timing
 from .values import ValueProblem, default_value, reader_for
 
 _MISSING = object()
+DAY = dt.timedelta(days=1)
 _FACTS_KEPT = 4096  # per-zone and per-instant facts kept between accounts (clocks, window messages)
 _UTC_ZONE = ZoneInfo("UTC")
 _DAY_INDEX = {name: index for index, name in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
@@ -599,6 +601,13 @@ def _counter_status(counter: _Counter, zone: ZoneInfo, counted: list[Contact], n
         capped = rolling_cap_free_at([event.at for event in counted], counter.count, period.amount, now)
     else:
         today = now.astimezone(zone).date()
+        # An event a day or more before the period's first midnight is on an earlier local day whatever the
+        # clock changes (they shift the wall clock by less than a day): only the newer ones need a local date.
+        try:
+            recent = local_midnight(zone, today - dt.timedelta(days=period.amount - 1)) - DAY
+            counted = list(itertools.takewhile(lambda event: event.at >= recent, counted))
+        except OverflowError:  # a period reaching back past year 1: every event is recent
+            pass
         dates = [event.at.astimezone(zone).date() for event in counted]
         capped = local_day_cap_free_at(dates, counter.count, period.amount, today, zone)
     if capped is None:

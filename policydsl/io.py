@@ -24,11 +24,12 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import IO, TYPE_CHECKING, Any
 
 from .errors import PolicyError
 from .inputs import normalise_id
-from .runtime import Blocked, Contact, Decision, format_instant
+from .runtime import Blocked, Contact, Decision, Provenance, format_exact_instant, format_instant
 from .values import ValueProblem, read_datetime
 
 if TYPE_CHECKING:
@@ -366,14 +367,20 @@ class Vocabulary:
         always counts; an unknown outcome only when the outcomes are declared
         or it is a spelling variant of a known one (other free-text outcomes
         are what history files carry and no rule reads)."""
-        from .suggest import closest
+        if action in self.actions and (not outcome or outcome in self.outcomes):
+            return None
+        return _unknown_name(self, action, outcome)
 
-        if action not in self.actions:
-            return "action", action, closest(action, self.actions, SPELLING_CUTOFF), True
-        if outcome and outcome not in self.outcomes:
-            meant = closest(outcome, self.outcomes, SPELLING_CUTOFF)
-            return "outcome", outcome, meant, self.outcomes_declared or meant is not None
-        return None
+
+@lru_cache(maxsize=65536)  # a history repeats a few names on millions of rows; the spelling search is slow
+def _unknown_name(vocabulary: Vocabulary, action: str, outcome: str) -> tuple[str, str, str | None, bool] | None:
+    """Vocabulary.unknown, for a row that names an action or an outcome outside the vocabulary."""
+    from .suggest import closest
+
+    if action not in vocabulary.actions:
+        return "action", action, closest(action, vocabulary.actions, SPELLING_CUTOFF), True
+    meant = closest(outcome, vocabulary.outcomes, SPELLING_CUTOFF)
+    return "outcome", outcome, meant, vocabulary.outcomes_declared or meant is not None
 
 
 @dataclass
@@ -476,11 +483,40 @@ def _add_contact(history: History, path: str, record: _Record, header: list[str]
 CSV_COLUMNS = ("account_id", "stage", "segments", "next_action", "allowed", "error")  # then 3 per action
 
 
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_KEPT_JSON = 8192
+_entry_json: dict[int, tuple[Blocked, str]] = {}  # by id(entry), the entry kept so that its id is not reused
+_policy_json: dict[int, tuple[Provenance, str]] = {}
+
+
 def decision_json(decision: Decision, blocked: str = "all") -> str:
-    """One JSONL line. `blocked="actionable"` leaves out the fixed entries."""
+    """One JSONL line: `Decision.to_dict()` as compact JSON (the tests hold
+    the two equal, key order included). `blocked="actionable"` leaves out
+    the fixed entries. Most blocked entries are objects the compiled policy
+    built once (a stage that does not allow an action, a forbid), the same
+    for every account, and so is the provenance: their JSON is kept."""
     if blocked == "actionable":
         decision = actionable(decision)
-    return json.dumps(decision.to_dict(), ensure_ascii=False, separators=(",", ":"))
+    return "".join((
+        '{"account_id":', _dumps(decision.account_id), ',"stage":', _dumps(decision.stage),
+        ',"segments":', _dumps(list(decision.segments)), ',"allowed":', _dumps(list(decision.allowed)),
+        ',"next_action":', _dumps(decision.next_action),
+        ',"blocked":[', ",".join(_kept(_entry_json, entry, Blocked.to_dict) for entry in decision.blocked),
+        '],"error":', _dumps(decision.error), ',"now":', _dumps(format_exact_instant(decision.now)),
+        ',"policy":', "null" if decision.policy is None else _kept(_policy_json, decision.policy, Provenance.to_dict),
+        "}"))
+
+
+def _kept(kept: dict[int, tuple[Any, str]], value: Any, to_dict: Callable[[Any], dict[str, Any]]) -> str:
+    """The JSON of `value`, kept while the same object recurs (bounded)."""
+    found = kept.get(id(value))
+    if found is not None and found[0] is value:
+        return found[1]
+    text = _dumps(to_dict(value))
+    if len(kept) >= _KEPT_JSON:
+        kept.clear()
+    kept[id(value)] = (value, text)
+    return text
 
 
 def is_fixed(entry: Blocked) -> bool:

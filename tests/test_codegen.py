@@ -135,3 +135,23 @@ def test_the_generated_source_is_released_with_its_policy(tmp_path: Path) -> Non
     del policy
     gc.collect()
     assert filename not in linecache.cache or sys.flags.dev_mode
+
+
+def test_a_jsonl_line_is_the_decision_contract_key_for_key() -> None:
+    """decision_json keeps the JSON of fixed entries between accounts; what
+    it writes must stay `Decision.to_dict()`, key order included."""
+    import csv
+    import json
+
+    from policydsl.io import decision_json
+
+    policy = load_policy("policies/ecommerce_consumer_loan.policy")
+    with open("examples/accounts.csv", newline="", encoding="utf-8") as handle:
+        accounts = list(csv.DictReader(handle))
+    decisions = [policy.evaluate(account, now=NOW) for account in accounts]
+    decisions.append(policy.error_decision('a "quoted"\nid', "cannot evaluate: \u2028", now=NOW))
+    for decision in decisions * 2:  # the second time from the kept JSON
+        line = decision_json(decision)
+        assert json.loads(line) == decision.to_dict()
+        assert list(json.loads(line)) == list(decision.to_dict())
+        assert line == json.dumps(decision.to_dict(), ensure_ascii=False, separators=(",", ":"))
