@@ -71,6 +71,8 @@ class Contact:
     def __post_init__(self) -> None:
         if not isinstance(self.at, dt.datetime):
             raise InputTypeError(f"contact time must be a datetime, not {type(self.at).__name__}")
+        if self.at.tzinfo is UTC:  # as the file readers give it
+            return
         if self.at.tzinfo is None or self.at.utcoffset() is None:
             raise InputValueError(f"contact time {self.at.isoformat()} has no offset")
         # Kept in UTC: the same instant, and arithmetic on it is elapsed time

@@ -125,6 +125,8 @@ def read_datetime(value: Any) -> dt.datetime:
             parsed = dt.datetime.fromisoformat(value.strip())
         except ValueError:
             parsed = None
+    if parsed is not None and parsed.tzinfo is dt.UTC:  # `Z` or +00:00, the usual export: already the instant
+        return parsed
     if parsed is None or parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValueProblem("an ISO-8601 instant with an offset, such as 2025-06-01T08:00:00+08:00")
     # In UTC: Python adds to and compares datetimes of one ZoneInfo by wall clock,
