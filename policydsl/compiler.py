@@ -217,8 +217,11 @@ class _Stage:
 
 
 class Policy(Engine):
-    """A compiled policy. Immutable and free of I/O and global state, so one
-    instance may serve many threads."""
+    """A compiled policy: its plans and the generated module. Free of I/O,
+    and one instance may serve many threads: its only mutable state is
+    bounded caches of facts that depend on the zone and the instant alone
+    (local clocks, window messages), where a lost or repeated entry changes
+    nothing but time."""
 
     def __init__(self, model: Model) -> None:
         super().__init__(model)
