@@ -14,7 +14,10 @@ import adversarial  # benchmarks/ is not a package: found through sys.path above
 
 
 @pytest.mark.slow
-def test_a_small_adversarial_run_finds_nothing() -> None:
+def test_a_small_adversarial_run_finds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every guarantee but speed: the script judges time, a test must not
+    (a loaded machine is no regression; hangs still hit the subprocess timeouts)."""
+    monkeypatch.setattr(adversarial, "TIME_LIMITS", False)
     kinds = adversarial.run(seed=7, scale=0.1)
     assert all(kind.tried for kind in kinds)
     assert [failure for kind in kinds for failure in kind.failures] == []
