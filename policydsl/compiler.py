@@ -458,6 +458,8 @@ class Policy(Engine):
             constraints.append(lambda instant: search.first_allowed(instant, end))
         end = settled + CYCLE
         specs = tuple((window.spec, zone, country) for window, country in windows for zone in zones)
+        if not constraints and not frees:  # windows alone: their first common opening (kept per zones and instant)
+            return first_common_opening(specs, now, end) if specs else now
         if specs:
             constraints.append(lambda instant: first_common_opening(specs, instant, end))
         if frees:
