@@ -87,17 +87,16 @@ def open_history(path: str, vocabulary: Vocabulary, accounts_path: str,
     `account_ids` reads the accounts' ids afresh, as the run will see them.
     Raises InputError for a history that cannot be used."""
     if not _rereadable(path):
-        return _Indexed(HistoryFile(path, vocabulary), "the history file cannot be read twice, so its order "
-                                                       "is not checked")
+        return _Indexed(HistoryFile(path, vocabulary), "history not a regular file: order not checked")
     checked = HistoryFile(path, vocabulary)
     if not _in_order(contact.account_id for contact in checked):
         checked.close()
-        return _Indexed(HistoryFile(path, vocabulary), "the history file is not sorted by account id")
+        return _Indexed(HistoryFile(path, vocabulary), "history not sorted by account id")
     if not _rereadable(accounts_path):
-        return _Indexed(HistoryFile(path), "the accounts cannot be read twice, so their order is not checked",
+        return _Indexed(HistoryFile(path), "accounts not a regular file: order not checked",
                         checked.facts)
     if not _in_order(account_ids()):  # (a read stopped early is closed as the generator is dropped)
-        return _Indexed(HistoryFile(path), "the accounts file is not sorted by account id", checked.facts)
+        return _Indexed(HistoryFile(path), "accounts not sorted by account id", checked.facts)
     return _Joined(checked.facts, HistoryFile(path), accounts_path)
 
 
