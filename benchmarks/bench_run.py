@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -86,6 +87,36 @@ def dataset(n: int, seed: int) -> tuple[str, str, int, float]:
     return accounts, contacts, rows, seconds
 
 
+def shuffled_copy(contacts: str, seed: int) -> str:
+    """contacts.csv with its data rows in random order, written once beside it. Shuffled through
+    bucket files (each line to a random one of 32, each bucket shuffled in memory, the buckets
+    concatenated): a uniform shuffle that holds a 32nd of the file at a time."""
+    target = os.path.join(os.path.dirname(contacts), "contacts-shuffled.csv")
+    if os.path.exists(target):
+        return target
+    rng = random.Random(seed)
+    buckets = [f"{target}.{i}.tmp" for i in range(32)]
+    with open(contacts, encoding="utf-8", newline="") as source:
+        header = source.readline()
+        handles = [open(path, "w", encoding="utf-8", newline="") for path in buckets]  # noqa: SIM115
+        try:
+            for line in source:
+                handles[rng.randrange(len(handles))].write(line)
+        finally:
+            for handle in handles:
+                handle.close()
+    with open(target + ".tmp", "w", encoding="utf-8", newline="") as out:
+        out.write(header)
+        for path in buckets:
+            with open(path, encoding="utf-8", newline="") as bucket:
+                lines = bucket.readlines()
+            rng.shuffle(lines)
+            out.writelines(lines)
+            os.remove(path)
+    os.replace(target + ".tmp", target)
+    return target
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -122,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, help="timed runs of each command per size (default 3; 2 with --quick)")
     parser.add_argument("--seed", type=int, default=workload.SEED)
     parser.add_argument("--keep", action="store_true", help="keep the generated data and outputs")
+    parser.add_argument("--shuffled-history", action="store_true",
+                        help="also run with the history rows in random order (not sorted by account id)")
     args = parser.parse_args(argv)
     sizes = ([int(s) for s in args.sizes.split(",")] if args.sizes
              else [4_000, 40_000] if args.quick else [100_000, 1_000_000])
@@ -182,6 +215,20 @@ def main(argv: list[str] | None = None) -> int:
             log(f"   policy run without --history exited {code_nh}: {err_nh.strip()[:500]}")
         log(f"   without --history: {wall_nh:.2f} s, {rss_nh / 1e6:,.0f} MB peak; floor output identical: {same}; "
             f"reading the reference alone: {ref_read:.2f} s")
+        shuffled = None
+        if args.shuffled_history:
+            shuffled_out = os.path.join(directory, "shuffled.jsonl")
+            wall_sh, _, rss_sh, code_sh, err_sh = measure(
+                [*policy, "run", POLICY, accounts, "--history", shuffled_copy(contacts, args.seed), "--now", now,
+                 "-o", shuffled_out, "-q"])
+            if code_sh != 0:
+                log(f"   policy run with the shuffled history exited {code_sh}: {err_sh.strip()[:500]}")
+                failed = True
+            else:
+                same_sh = filecmp.cmp(out, shuffled_out, shallow=False)
+                failed = failed or not same_sh
+                shuffled = (wall_sh, rss_sh, same_sh)
+                log(f"   shuffled history: {wall_sh:.2f} s, {rss_sh / 1e6:,.0f} MB peak; same decisions: {same_sh}")
         run_s = statistics.median(r[0] for r in runs)
         floor_s = statistics.median(f[0] for f in floors)
         rows_out.append({
@@ -190,10 +237,11 @@ def main(argv: list[str] | None = None) -> int:
             "run_worst": max(r[0] for r in runs), "floor_s": floor_s, "run_rss": max(r[2] for r in runs),
             "run_cpu": statistics.median(r[1] for r in runs), "floor_cpu": statistics.median(f[1] for f in floors),
             "floor_rss": max(f[2] for f in floors), "nohist_s": wall_nh, "nohist_rss": rss_nh,
-            "ref_read_s": ref_read, "floor_identical": same,
+            "ref_read_s": ref_read, "floor_identical": same, "shuffled": shuffled,
         })
         if not args.keep:
-            for path in (out, floor_out, os.path.join(directory, "no_history.jsonl")):
+            for path in (out, floor_out, os.path.join(directory, "no_history.jsonl"),
+                         os.path.join(directory, "shuffled.jsonl")):
                 if os.path.exists(path):
                     os.remove(path)
 
@@ -233,6 +281,11 @@ def report(rows: list[dict], runs: int) -> None:
         log(f"| … the same without --history (streamed accounts alone) | "
             f"{small['nohist_rss'] / 1e6:,.0f} → {large['nohist_rss'] / 1e6:,.0f} MB ({growth_nh:.1f}×) | "
             f"{'yes' if growth_nh <= 1.25 else 'no'} |")
+        if small["shuffled"] and large["shuffled"]:
+            rss_small, rss_large = small["shuffled"][1], large["shuffled"][1]
+            log(f"| … the same with the history shuffled (not sorted by account id) | "
+                f"{rss_small / 1e6:,.0f} → {rss_large / 1e6:,.0f} MB ({rss_large / rss_small:.1f}×) | "
+                f"{'yes' if rss_large / rss_small <= 1.25 else 'no'} |")
     log("\n(The floor also reads the decisions it copies from the page cache; reading them alone took "
         + ", ".join(f"{r['ref_read_s']:.2f} s at {r['n']:,}" for r in rows) + ".)")
 

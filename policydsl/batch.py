@@ -27,7 +27,7 @@ from typing import TypeVar
 from .checker import Model
 from .compiler import Policy
 from .errors import PolicyError
-from .io import AccountRow, History, block_stop_signals, restore_signals
+from .io import AccountRow, ContactLookup, block_stop_signals, restore_signals
 from .reference import ReferencePolicy
 from .runtime import Contact, Decision, Evidence
 
@@ -88,9 +88,11 @@ def decide_row(policy: Engine, row: AccountRow, contacts: list[Contact], broken:
     return decision
 
 
-def decide_stream(policy: Engine, rows: Iterator[AccountRow], history: History, now: dt.datetime,
+def decide_stream(policy: Engine, rows: Iterator[AccountRow], history: ContactLookup, now: dt.datetime,
                   jobs: int = 1, spec: PolicySpec | None = None) -> Iterator[tuple[AccountRow, Decision]]:
-    """(row, decision) for every row, in input order."""
+    """(row, decision) for every row, in input order; each row's contacts
+    are asked of `history` in that order too (also with `jobs > 1`, where
+    the parent gathers them for each batch)."""
     if jobs <= 1 or spec is None:
         for row in rows:
             account_id = row.account_id
@@ -132,7 +134,7 @@ def _decide_batch(task: _Task, now: dt.datetime) -> list[Decision]:
             for row, contacts, broken in task]
 
 
-def _in_parallel(rows: Iterator[AccountRow], history: History, now: dt.datetime, jobs: int,
+def _in_parallel(rows: Iterator[AccountRow], history: ContactLookup, now: dt.datetime, jobs: int,
                  spec: PolicySpec) -> Iterator[tuple[AccountRow, Decision]]:
     """ProcessPoolExecutor rather than multiprocessing.Pool: a worker that
     dies (the OOM killer's SIGKILL) breaks the pool and fails every pending

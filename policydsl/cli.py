@@ -7,6 +7,7 @@ do its job (bad usage, a policy that does not compile, an unreadable input).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import difflib
@@ -37,11 +38,13 @@ from .errors import Diagnostic, PolicyCheckError, PolicySyntaxError, excerpt, so
 from .explain import Step, explanation, overview, provenance_text
 from .formatter import FormatterError, format_source
 from .highlight import highlight, highlight_fragment
+from .history import RunHistory, open_history
 from .inputs import normalise_id
 from .io import (
     AccountRow,
     AccountsFile,
     History,
+    HistoryFacts,
     InputError,
     Interrupted,
     RejectedRows,
@@ -187,34 +190,36 @@ def run(policy_path: str, accounts_path: str, history_path: str | None, now_text
     if engine == "reference":
         policy = ReferencePolicy(policy.model)
     started = time.perf_counter()
-    try:
-        history = read_history(history_path, Vocabulary.of(policy.model)) if history_path else History()
-        rows = read_accounts(accounts_path, policy.required_fields(), set(policy.model.fields))
-        check_outputs({"-o": output_path, "--errors": errors_path},
-                      [*policy.model.sources, accounts_path, *([history_path] if history_path else [])])
-    except InputError as error:
-        _stderr().print(f"[red]error:[/] {escape(str(error))}")
-        sys.exit(EXIT_UNUSABLE)
-    if strict and rows.notes:
-        _refuse_strict(rows.notes)
-    for problem in history.problems:
-        _stderr().print(f"[yellow]history:[/] {visible(problem)}")
-    if strict:
-        for account_id, why in history.refused.items():
-            history.broken.setdefault(account_id, why)
-    stats = _RunStats()
-    try:
-        with atomic_output(output_path) as out, _optional_output(errors_path) as rejected_handle:
-            rejected = RejectedRows(rejected_handle, rows.header) if rejected_handle else None
-            spec = PolicySpec.of(policy)
-            decisions = _decide_rows(policy, iter(rows), history, now, stats, rejected, jobs, spec)
-            if not quiet and _stderr().is_terminal:
-                decisions = _with_progress(decisions, accounts_path)
-            _write(decisions, output_format, out, policy.actions, blocked_entries)
-    except (InputError, WorkerError) as error:  # an output that cannot be created or written, a dead worker
-        _stderr().print(f"[red]error:[/] {escape(str(error))}")
-        sys.exit(EXIT_UNUSABLE)
-    report = _input_report(rows, history, stats)
+    with contextlib.ExitStack() as resources:
+        try:
+            history = resources.enter_context(_open_run_history(policy, history_path, accounts_path))
+            rows = read_accounts(accounts_path, policy.required_fields(), set(policy.model.fields))
+            check_outputs({"-o": output_path, "--errors": errors_path},
+                          [*policy.model.sources, accounts_path, *([history_path] if history_path else [])])
+        except InputError as error:
+            _stderr().print(f"[red]error:[/] {escape(str(error))}")
+            sys.exit(EXIT_UNUSABLE)
+        facts = history.facts
+        if strict and rows.notes:
+            _refuse_strict(rows.notes)
+        for problem in facts.problems:
+            _stderr().print(f"[yellow]history:[/] {visible(problem)}")
+        if strict:
+            for account_id, why in facts.refused.items():
+                facts.broken.setdefault(account_id, why)
+        stats = _RunStats()
+        try:
+            with atomic_output(output_path) as out, _optional_output(errors_path) as rejected_handle:
+                rejected = RejectedRows(rejected_handle, rows.header) if rejected_handle else None
+                spec = PolicySpec.of(policy)
+                decisions = _decide_rows(policy, iter(rows), history, now, stats, rejected, jobs, spec)
+                if not quiet and _stderr().is_terminal:
+                    decisions = _with_progress(decisions, accounts_path)
+                _write(decisions, output_format, out, policy.actions, blocked_entries)
+            report = _input_report(rows, facts, history.unmatched())
+        except (InputError, WorkerError) as error:  # an output that cannot be created or written, a dead worker
+            _stderr().print(f"[red]error:[/] {escape(str(error))}")
+            sys.exit(EXIT_UNUSABLE)
     if now_text is None:
         report.insert(0, f"decided at {format_exact_instant(now)} (the current instant; "
                          "pass --now to decide at another)")
@@ -222,8 +227,21 @@ def run(policy_path: str, accounts_path: str, history_path: str | None, now_text
         for line in report:
             _stderr().print(line)
     else:
-        _print_summary(stats, history, time.perf_counter() - started, [s.name for s in policy.model.stages], report)
-    sys.exit(EXIT_PROBLEMS if stats.errors or history.problems else EXIT_OK)
+        _print_summary(stats, facts, history.how, time.perf_counter() - started,
+                       [s.name for s in policy.model.stages], report)
+    sys.exit(EXIT_PROBLEMS if stats.errors or facts.problems else EXIT_OK)
+
+
+def _open_run_history(policy: Policy | ReferencePolicy, history_path: str | None, accounts_path: str) -> RunHistory:
+    """The run's contact history, found by a join or an index on disk
+    (`policydsl.history`), or none without `--history`."""
+    if history_path is None:
+        return RunHistory()
+
+    def account_ids() -> Iterator[str | None]:
+        return (row.account_id for row in read_accounts(accounts_path, set(), set(policy.model.fields)))
+
+    return open_history(history_path, Vocabulary.of(policy.model), accounts_path, account_ids)
 
 
 def _refuse_strict(notes: list[str]) -> None:
@@ -236,7 +254,7 @@ def _refuse_strict(notes: list[str]) -> None:
     sys.exit(EXIT_UNUSABLE)
 
 
-def _input_report(rows: AccountsFile, history: History, stats: _RunStats) -> list[str]:
+def _input_report(rows: AccountsFile, history: HistoryFacts, unmatched: int) -> list[str]:
     """What the inputs held that the policy does not read: ignored and absent
     columns, removed byte-order marks, history rows naming unknown actions or
     outcomes, history rows of no account in the run (rich markup)."""
@@ -261,7 +279,6 @@ def _input_report(rows: AccountsFile, history: History, stats: _RunStats) -> lis
     if history.refused and history.refused.keys() <= history.broken.keys():
         lines.append(f"{note} --strict: {_plural(len(history.refused), 'account')} not decided because of "
                      "history rows naming an unknown action or outcome")
-    unmatched = history.unmatched(stats.seen)
     if unmatched:
         lines.append(f"{note} {_shown(history.path)}: {_plural(unmatched, 'row')} for account ids that are not in "
                      "the accounts file (they decided nothing)")
@@ -279,16 +296,13 @@ class _RunStats:
         self.errors = 0
         self.stages: Counter[str] = Counter()
         self.next_actions: Counter[str] = Counter()
-        self.seen: set[str] = set()  # ids of the run that have contact history
 
 
-def _decide_rows(policy: Policy | ReferencePolicy, rows: Iterator[AccountRow], history: History, now: dt.datetime,
+def _decide_rows(policy: Policy | ReferencePolicy, rows: Iterator[AccountRow], history: RunHistory, now: dt.datetime,
                  stats: _RunStats, rejected: RejectedRows | None, jobs: int, spec: PolicySpec,
                  ) -> Iterator[Decision]:
     for row, decision in decide_stream(policy, rows, history, now, jobs, spec):
         stats.rows += 1
-        if row.account_id in history.contacts:
-            stats.seen.add(row.account_id)
         if decision.error:
             stats.errors += 1
             if rejected is not None:
@@ -402,11 +416,13 @@ def _plural(count: int, noun: str) -> str:
     return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
-def _print_summary(stats: _RunStats, history: History, elapsed: float, stage_order: list[str],
+def _print_summary(stats: _RunStats, history: HistoryFacts, how: str, elapsed: float, stage_order: list[str],
                    report: list[str]) -> None:
     """The reconciliation first (rows read = decisions + error rows), then
-    what the inputs held that the policy does not read (`report`), then
-    where the portfolio stands: accounts by stage and by next action."""
+    the contact history and `how` its contacts were found (which says what
+    memory the run needed), then what the inputs held that the policy does
+    not read (`report`), then where the portfolio stands: accounts by stage
+    and by next action."""
     console = _stderr()
     decided = stats.rows - stats.errors
     errors = f"[{'red' if stats.errors else 'green'}]{_plural(stats.errors, 'error row')}[/]"
@@ -416,7 +432,7 @@ def _print_summary(stats: _RunStats, history: History, elapsed: float, stage_ord
     if history.rows:
         unreadable = len(history.problems)
         console.print(f"contact history: {_plural(history.rows, 'row')}, "
-                      + (f"[red]{unreadable:,} unreadable[/]" if unreadable else "all readable"))
+                      + (f"[red]{unreadable:,} unreadable[/]" if unreadable else "all readable") + f"; {how}")
     for line in report:
         console.print(line)
     if not decided:

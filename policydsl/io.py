@@ -2,8 +2,9 @@
 
 Accounts are streamed: one row in, one decision out, in input order, so
 memory does not grow with the portfolio. A row that cannot be read becomes
-an error decision naming its row and field. Contact history is indexed by
-account id (memory grows with the history, not the portfolio); a history
+an error decision naming its row and field. Contact history is streamed
+too (`HistoryFile`; `policydsl.history` joins it to the accounts or indexes
+it on disk, `read_history` holds it in memory for one-off lookups); a history
 row that cannot be read is reported with its line and the account it
 belongs to is not evaluated on a partial history. Output files are written
 to a temporary file beside the target and renamed into place, so an
@@ -22,10 +23,10 @@ import sys
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from .errors import PolicyError
 from .inputs import normalise_id
@@ -384,10 +385,12 @@ def _unknown_name(vocabulary: Vocabulary, action: str, outcome: str) -> tuple[st
 
 
 @dataclass
-class History:
-    """Contacts by account id, plus the ids whose history could not be read."""
+class HistoryFacts:
+    """What one complete read of a contact-history file found besides its
+    contacts: the ids whose history could not be read, the problems, the
+    unknown vocabulary. It grows with the problems (and distinct unknown
+    names), never with the readable rows."""
 
-    contacts: dict[str, list[Contact]] = field(default_factory=dict)
     broken: dict[str, str] = field(default_factory=dict)  # account id -> first problem
     problems: list[str] = field(default_factory=list)
     rows: int = 0
@@ -398,14 +401,6 @@ class History:
     bom_lines: list[int] = field(default_factory=list)
     path: str = ""
     outcomes_declared: bool = False  # the policy closed its outcome vocabulary
-
-    def for_account(self, account_id: str | None) -> list[Contact]:
-        return self.contacts.get(account_id or "", [])
-
-    def unmatched(self, seen: set[str]) -> int:
-        """Readable history rows whose account is none of `seen` (the ids of
-        the accounts run): contact history that decided nothing."""
-        return sum(len(contacts) for account_id, contacts in self.contacts.items() if account_id not in seen)
 
     def note_unknown(self, account_id: str, where: str, vocabulary: Vocabulary, contact: Contact) -> None:
         found = vocabulary.unknown(contact.action, contact.outcome)
@@ -420,35 +415,91 @@ class History:
                                         "--strict decides no account on such a row")
 
 
-def read_history(path: str, vocabulary: Vocabulary | None = None) -> History:
-    """The contact history, indexed by (normalised) account id. With a
-    `vocabulary`, rows naming an action or outcome the policy does not know
-    are counted in `unknown` (and their accounts noted in `refused`)."""
-    history = History(path=path, outcomes_declared=vocabulary is not None and vocabulary.outcomes_declared)
-    handle = _open_text(path)
-    with handle:
+@dataclass
+class History(HistoryFacts):
+    """Contacts by account id, in memory, plus what `HistoryFacts` holds
+    (for `policy explain` and callers of the API; `policy run` streams)."""
+
+    contacts: dict[str, list[Contact]] = field(default_factory=dict)
+
+    def for_account(self, account_id: str | None) -> list[Contact]:
+        return self.contacts.get(account_id or "", [])
+
+
+class ContactLookup(Protocol):
+    """What deciding a stream of rows asks of a contact history: each row's
+    contacts (asked for in row order, so a merge join can answer) and the
+    accounts whose history cannot be used."""
+
+    @property
+    def broken(self) -> dict[str, str]: ...
+
+    def for_account(self, account_id: str | None) -> list[Contact]: ...
+
+
+class HistoryFile:
+    """A contact-history CSV with its header read and checked; iterating
+    reads its rows once and gives the readable contacts in file order, while
+    the rest of what the file holds goes into `facts`. With a `vocabulary`,
+    rows naming an action or outcome the policy does not know are counted
+    in `facts.unknown` (and their accounts noted in `facts.refused`)."""
+
+    def __init__(self, path: str, vocabulary: Vocabulary | None = None, facts: HistoryFacts | None = None) -> None:
+        self.facts = facts if facts is not None else HistoryFacts()
+        self.facts.path = path
+        self.facts.outcomes_declared = vocabulary is not None and vocabulary.outcomes_declared
+        handle = _open_text(path)
         records = _records(handle)
-        header = _header(records, path, " (account_id,action,at,outcome)")
+        try:
+            header = _header(records, path, " (account_id,action,at,outcome)")
+        except BaseException:
+            handle.close()
+            raise
         missing = [name for name in HISTORY_COLUMNS[:3] if name not in header]
         if missing:
+            handle.close()
             raise InputError(f"{path}: contact history needs columns {', '.join(HISTORY_COLUMNS)}; "
                              f"missing {', '.join(missing)}")
         index = {name: header.index(name) for name in HISTORY_COLUMNS if name in header}
-        for record in records:
-            history.rows += 1
-            if record.bom:
-                history.bom_lines.append(record.line)
-            contact = _add_contact(history, path, record, header, index)
-            if contact is not None and vocabulary is not None:
-                history.note_unknown(contact.account_id, f"{path}:{record.line}", vocabulary, contact)
+        self._contacts = self._read(handle, records, header, index, vocabulary)
+
+    def __iter__(self) -> Iterator[Contact]:
+        return self._contacts
+
+    def close(self) -> None:
+        """Stop reading (a read abandoned half-way closes its file now)."""
+        self._contacts.close()
+
+    def _read(self, handle: IO[str], records: Iterator[_Record], header: list[str], index: dict[str, int],
+              vocabulary: Vocabulary | None) -> Generator[Contact, None, None]:
+        facts, path = self.facts, self.facts.path
+        with handle:
+            for record in records:
+                facts.rows += 1
+                if record.bom:
+                    facts.bom_lines.append(record.line)
+                contact = _read_contact(facts, path, record, header, index)
+                if contact is None:
+                    continue
+                if vocabulary is not None:
+                    facts.note_unknown(contact.account_id, f"{path}:{record.line}", vocabulary, contact)
+                yield contact
+
+
+def read_history(path: str, vocabulary: Vocabulary | None = None) -> History:
+    """The whole contact history in memory, indexed by (normalised) account
+    id, with what `HistoryFile` reports."""
+    history = History()
+    for contact in HistoryFile(path, vocabulary, history):
+        history.contacts.setdefault(contact.account_id, []).append(contact)
     return history
 
 
-def _add_contact(history: History, path: str, record: _Record, header: list[str],
-                 index: dict[str, int]) -> Contact | None:
-    """One history record into `history`, or its problem (with file:line)
-    into `history.problems` and the account into `history.broken`. The
-    common, well-formed row is handled without building any message."""
+def _read_contact(facts: HistoryFacts, path: str, record: _Record, header: list[str],
+                  index: dict[str, int]) -> Contact | None:
+    """One history record as a Contact, or its problem (with file:line) into
+    `facts.problems` and the account into `facts.broken`. The common,
+    well-formed row is handled without building any message."""
     cells = record.cells
     id_at, at_at = index["account_id"], index["at"]
     account_id = normalise_id(cells[id_at]) if len(cells) > id_at else ""
@@ -468,14 +519,12 @@ def _add_contact(history: History, path: str, record: _Record, header: list[str]
             problem = f"field 'at': {cells[at_at]!r}; expected {expected}"
     if problem is not None:
         problem = f"{path}:{record.line}: {problem}"
-        history.problems.append(problem)
-        if account_id and account_id not in history.broken:
-            history.broken[account_id] = f"unreadable row {problem}"
+        facts.problems.append(problem)
+        if account_id and account_id not in facts.broken:
+            facts.broken[account_id] = f"unreadable row {problem}"
         return None
     outcome = cells[index["outcome"]].strip() if "outcome" in index else ""
-    contact = Contact(account_id, cells[index["action"]].strip(), at, outcome)
-    history.contacts.setdefault(account_id, []).append(contact)
-    return contact
+    return Contact(account_id, cells[index["action"]].strip(), at, outcome)
 
 
 # ------------------------------------------------------------ output
