@@ -18,6 +18,7 @@ from typing import Literal, overload
 
 from .checker import Model, check
 from .compiler import Policy
+from .decision import Blocked, Contact, Decision, RuleInfo
 from .errors import (
     AccountError,
     Diagnostic,
@@ -33,7 +34,6 @@ from .errors import (
 )
 from .loader import load_file, load_text
 from .reference import ReferencePolicy
-from .runtime import Blocked, Contact, Decision, RuleInfo
 
 __all__ = [
     "AccountError", "Blocked", "Contact", "Decision", "Diagnostic", "HistoryError", "InputTypeError",

@@ -26,10 +26,10 @@ from typing import TypeVar
 
 from .checker import Model
 from .compiler import Policy
+from .decision import Contact, Decision, Evidence
 from .errors import PolicyError
 from .io import AccountRow, History, block_stop_signals, restore_signals
 from .reference import ReferencePolicy
-from .runtime import Contact, Decision, Evidence
 
 BATCH_ROWS = 256
 BATCHES_PER_WORKER = 4  # in flight: enough to keep workers busy, bounded for memory

@@ -23,16 +23,16 @@ from typing import TYPE_CHECKING, Any
 
 from . import nodes as n
 from . import suppress
+from .decision import Decision, Provenance, RuleInfo
 from .errors import AccountError, Diagnostic, source_lines
 from .formatter import canonical_rule, canonical_text
 from .functions import ARITHMETIC, FUNCTIONS, arithmetic_problem
-from .runtime import Decision, Provenance, RuleInfo
 from .suggest import did_you_mean, did_you_mean_aside
 from .timeline import reads_time
 from .values import NUMERIC, ValueProblem, default_value, reader_for, widest
 
 if TYPE_CHECKING:
-    from .runtime import Contact
+    from .decision import Contact
 
 # Stable diagnostic codes. Never renumber: users suppress and grep by code.
 # The longest period a rule or aggregate may name: a century is longer than any retention or statute of

@@ -24,16 +24,11 @@ from . import nodes as n
 from .calendars import is_holiday, known_country
 from .checker import Engine, Model
 from .codegen import Generator
+from .decision import Blocked, Contact, Decision, Evidence, HistoryFact, RuleInfo
 from .errors import AccountError
 from .functions import Clock, divide
 from .runtime import (
     CYCLE,
-    Blocked,
-    Contact,
-    Decision,
-    Evidence,
-    HistoryFact,
-    RuleInfo,
     WindowSpec,
     describe_hours,
     first_common_opening,

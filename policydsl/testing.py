@@ -38,8 +38,8 @@ from . import nodes as n
 from . import reference as ref
 from .checker import Model
 from .compiler import Policy
+from .decision import Blocked, Contact, Decision, format_instant
 from .errors import AccountError, PolicyError
-from .runtime import Blocked, Contact, Decision, format_instant
 from .suggest import did_you_mean, did_you_mean_aside
 
 KINDS = ("not_allowed", "forbidden", "window", "limit", "quiet")

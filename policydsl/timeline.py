@@ -34,7 +34,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from . import nodes as n
-from .runtime import CYCLE, Contact, first_reached, local_midnight, offset_change
+from .decision import Contact
+from .runtime import CYCLE, first_reached, local_midnight, offset_change
 
 DAY = dt.timedelta(days=1)
 MICROSECOND = dt.timedelta(microseconds=1)
