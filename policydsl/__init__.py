@@ -16,7 +16,7 @@ import os
 from collections.abc import Sequence
 from typing import Literal, overload
 
-from .checker import Model, check
+from .checker import check
 from .compiler import Policy
 from .decision import Blocked, Contact, Decision, RuleInfo
 from .errors import (
@@ -33,6 +33,7 @@ from .errors import (
     UnknownActionError,
 )
 from .loader import load_file, load_text
+from .model import Model
 from .reference import ReferencePolicy
 
 __all__ = [

@@ -24,11 +24,11 @@ from dataclasses import dataclass, replace
 from itertools import islice
 from typing import TypeVar
 
-from .checker import Model
 from .compiler import Policy
 from .decision import Contact, Decision, Evidence
 from .errors import PolicyError
 from .io import AccountRow, History, block_stop_signals, restore_signals
+from .model import Model
 from .reference import ReferencePolicy
 
 BATCH_ROWS = 256

@@ -22,11 +22,12 @@ from zoneinfo import ZoneInfo
 
 from . import nodes as n
 from .calendars import is_holiday, known_country
-from .checker import Engine, Model
 from .codegen import Generator
 from .decision import Blocked, Contact, Decision, Evidence, HistoryFact, RuleInfo
+from .engine import Engine
 from .errors import AccountError
 from .functions import Clock, divide
+from .model import Model
 from .runtime import (
     CYCLE,
     WindowSpec,

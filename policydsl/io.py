@@ -33,7 +33,7 @@ from .inputs import normalise_id
 from .values import ValueProblem, read_datetime
 
 if TYPE_CHECKING:
-    from .checker import Model
+    from .model import Model
 
 csv.field_size_limit(16 * 1024 * 1024)
 

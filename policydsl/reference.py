@@ -33,10 +33,11 @@ from zoneinfo import ZoneInfo
 
 from . import nodes as n
 from .calendars import is_holiday, known_country
-from .checker import Engine, Model
 from .decision import Blocked, Contact, Decision, Evidence, HistoryFact, RuleInfo
+from .engine import Engine
 from .errors import AccountError
 from .functions import ARITHMETIC, DIVISION
+from .model import Model
 from .runtime import describe_hours, first_reached
 from .values import ValueProblem, default_value, reader_for
 

@@ -36,10 +36,10 @@ import yaml
 from . import load_policy
 from . import nodes as n
 from . import reference as ref
-from .checker import Model
 from .compiler import Policy
 from .decision import Blocked, Contact, Decision, format_instant
 from .errors import AccountError, PolicyError
+from .model import Model
 from .suggest import did_you_mean, did_you_mean_aside
 
 KINDS = ("not_allowed", "forbidden", "window", "limit", "quiet")
