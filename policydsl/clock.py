@@ -1,9 +1,17 @@
-"""The time arithmetic evaluation needs (the decision types are in decision.py).
+"""All the time arithmetic of the compiled engine, in one place.
 
-The functions below compute contact windows in the debtor's local time,
-calendar-day and rolling caps and quiet periods, and the exact instant a
-blocked action becomes allowed again. They work on instants and jump from
-boundary to boundary; nothing steps through minutes.
+Local time (the instant a wall clock reads a time, local midnights, clock
+changes), contact windows in the debtor's local time (`WindowSpec`, built
+from a window rule by `window_spec`), calendar-day and rolling caps and
+quiet periods (when each frees), and the exact instant a blocked action
+becomes allowed again (`next_allowed`). They work on instants and jump from
+boundary to boundary; nothing steps through minutes. The constants of time
+(`CYCLE`, `DAY`, `MICROSECOND`) have their one copy here; the day names are
+the language's own (`nodes.WEEKDAYS`).
+
+The reference interpreter (reference.py) implements windows, caps and
+quiet periods again on its own, to cross-check these; it shares only the
+constants and the wording of hours (`describe_hours`).
 """
 
 from __future__ import annotations
@@ -15,17 +23,19 @@ from dataclasses import dataclass
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from . import nodes as n
 from .calendars import is_holiday
+from .nodes import WEEKDAYS, hhmm
 
 UTC = dt.UTC
-DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAY = dt.timedelta(days=1)
+MICROSECOND = dt.timedelta(microseconds=1)
 # The periodic part of time repeats within this: a week of weekdays in each
 # of a year's daylight-saving states, and a year of public holidays. Once
 # every non-periodic term of a decision (caps and quiet periods, events
 # ageing out, dates compared with today) has settled, an action that is not
 # allowed within one CYCLE is never allowed, so `until` is null.
 CYCLE = dt.timedelta(days=366 + 7)
-_MICROSECOND = dt.timedelta(microseconds=1)
 
 
 # ------------------------------------------------------------ local time
@@ -152,6 +162,27 @@ class WindowSpec:
         return None
 
 
+def window_spec(rule: n.Window) -> WindowSpec:
+    """The hours of a window rule, in either form. A table's lines that name
+    the same weekday add their ranges up (in the order written)."""
+    if not rule.table:
+        return WindowSpec(tuple((r.start, r.end) for r in rule.ranges), _weekdays(rule.days))
+    by_day: list[list[tuple[int, int]]] = [[] for _ in range(7)]
+    for line in rule.table:
+        for day in sorted(_weekdays(line.days)):
+            by_day[day].extend((r.start, r.end) for r in line.ranges if (r.start, r.end) not in by_day[day])
+    return WindowSpec((), frozenset(), tuple(tuple(ranges) for ranges in by_day),
+                      tuple((r.start, r.end) for r in rule.holiday_ranges))
+
+
+def _weekdays(days: tuple[n.DaySpec, ...]) -> frozenset[int]:
+    """The weekdays (0 = Monday) `on mon..fri, sun` names (`fri..mon`
+    wraps, `DaySpec.weekdays`); none named: all."""
+    if not days:
+        return frozenset(range(7))
+    return frozenset(day for spec in days for day in spec.weekdays())
+
+
 @lru_cache(maxsize=4096)  # the same windows, zones and instant recur for the accounts of one run
 def first_common_opening(windows: tuple[tuple[WindowSpec, ZoneInfo, str | None], ...], instant: dt.datetime,
                          end: dt.datetime) -> dt.datetime | None:
@@ -209,7 +240,7 @@ def _clock_changes(zone: ZoneInfo, day: dt.date) -> list[dt.datetime]:
     """The instant the UTC offset of `zone` changes during local `day`
     (its next midnight included), if it does."""
     low, high = local_midnight(zone, day), local_midnight(zone, day + dt.timedelta(days=1))
-    change = offset_change(zone, low, high + _MICROSECOND)
+    change = offset_change(zone, low, high + MICROSECOND)
     return [] if change is None else [change]
 
 
@@ -220,7 +251,7 @@ def offset_change(zone: ZoneInfo, low: dt.datetime, high: dt.datetime) -> dt.dat
     bisection stops at a second and rounds down to it. Windows, clock-change
     openings and the compiled `until` search all cut time here."""
     before = low.astimezone(zone).utcoffset()
-    if (high - _MICROSECOND).astimezone(zone).utcoffset() == before:
+    if (high - MICROSECOND).astimezone(zone).utcoffset() == before:
         return None
     start = low
     while high - low > dt.timedelta(seconds=1):
@@ -237,7 +268,7 @@ def first_reached(reached: Callable[[dt.datetime], bool], low: dt.datetime, high
     """The first instant (to the microsecond) in (low, high] at which
     `reached` holds, given that it fails at `low` and holds at `high`: the
     search both engines use once they have bracketed a flip of a condition."""
-    while high - low > _MICROSECOND:
+    while high - low > MICROSECOND:
         middle = low + (high - low) // 2
         if reached(middle):
             high = middle
@@ -259,6 +290,23 @@ def local_day_cap_free_at(dates_newest_first: Sequence[dt.date], count: int, day
     return local_midnight(zone, dates_newest_first[count - 1] + dt.timedelta(days=days))
 
 
+def calendar_day_cap_free_at(instants_newest_first: Iterable[dt.datetime], count: int, days: int,
+                             now: dt.datetime, zone: ZoneInfo) -> dt.datetime | None:
+    """For "at most `count` per `days` calendar days" in `zone` (today
+    included), given the counted events' instants: None when under the cap
+    today, else the local midnight it frees at."""
+    today = now.astimezone(zone).date()
+    # An event a day or more before the period's first midnight is on an earlier local day whatever the
+    # clock changes (they shift the wall clock by less than a day): only the newer ones need a local date.
+    try:
+        recent = local_midnight(zone, today - dt.timedelta(days=days - 1)) - DAY
+        instants = list(itertools.takewhile(lambda at: at >= recent, instants_newest_first))
+    except OverflowError:  # a period reaching back past year 1: every event is recent
+        instants = list(instants_newest_first)
+    dates = [at.astimezone(zone).date() for at in instants]
+    return local_day_cap_free_at(dates, count, days, today, zone)
+
+
 def rolling_cap_free_at(instants_newest_first: Sequence[dt.datetime], count: int, hours: int,
                         now: dt.datetime) -> dt.datetime | None:
     """For "at most `count` per `hours` hours" over (now - hours, now]."""
@@ -267,6 +315,21 @@ def rolling_cap_free_at(instants_newest_first: Sequence[dt.datetime], count: int
     if len(in_period) < count:
         return None
     return instants_newest_first[count - 1] + period
+
+
+def period_end(at: dt.datetime, period: n.Period, zone: ZoneInfo) -> dt.datetime:
+    """When an event at `at` leaves a period after it: `period` hours later,
+    or the local midnight in `zone` that many calendar days after its local
+    day. A quiet period after the event frees then, and a `count(...)` over
+    the period stops counting it."""
+    if period.unit == "hours":
+        return at + dt.timedelta(hours=period.amount)
+    return local_midnight(zone, at.astimezone(zone).date() + dt.timedelta(days=period.amount))
+
+
+def not_before(free_at: dt.datetime) -> Callable[[dt.datetime], dt.datetime | None]:
+    """A cap or quiet period as a constraint of `next_allowed`: nothing before `free_at`."""
+    return lambda instant: max(instant, free_at)
 
 
 def next_allowed(now: dt.datetime, constraints: Iterable[Callable[[dt.datetime], dt.datetime | None]],
@@ -309,12 +372,8 @@ def describe_hours(by_day: Sequence[Ranges], holiday_ranges: Ranges, country: st
 def describe_days(weekdays: frozenset[int]) -> str:
     if len(weekdays) == 7:
         return ""
-    return " on " + ", ".join(DAY_NAMES[day] for day in sorted(weekdays))
+    return " on " + ", ".join(WEEKDAYS[day] for day in sorted(weekdays))
 
 
 def describe_ranges(ranges: Iterable[tuple[int, int]]) -> str:
-    return ", ".join(f"{_hhmm(start)}-{_hhmm(end)}" for start, end in ranges)
-
-
-def _hhmm(seconds: int) -> str:
-    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
+    return ", ".join(f"{hhmm(start)}-{hhmm(end)}" for start, end in ranges)
