@@ -124,7 +124,7 @@ class WindowSpec:
                     wall = midnight + dt.timedelta(seconds=seconds)
                     if wall_low < wall < wall_high:
                         cuts.add((wall - offset).replace(tzinfo=UTC))
-                day += dt.timedelta(days=1)
+                day += DAY
         ordered = sorted(cuts)
         intervals: list[tuple[dt.datetime, dt.datetime]] = []
         for low, high in itertools.pairwise(ordered):
@@ -192,7 +192,7 @@ def first_common_opening(windows: tuple[tuple[WindowSpec, ZoneInfo, str | None],
     the number of windows and zones (and stops at the first that is closed
     all day), where jumping from one window's opening to the next could
     bounce between zones for every pair of them."""
-    step = dt.timedelta(days=1)
+    step = DAY
     low = instant
     while low <= end:
         high = low + step
