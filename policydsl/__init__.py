@@ -16,8 +16,9 @@ import os
 from collections.abc import Sequence
 from typing import Literal, overload
 
-from .checker import Model, check
+from .checker import check
 from .compiler import Policy
+from .decision import Blocked, Contact, Decision, RuleInfo
 from .errors import (
     AccountError,
     Diagnostic,
@@ -32,8 +33,8 @@ from .errors import (
     UnknownActionError,
 )
 from .loader import load_file, load_text
+from .model import Model
 from .reference import ReferencePolicy
-from .runtime import Blocked, Contact, Decision, RuleInfo
 
 __all__ = [
     "AccountError", "Blocked", "Contact", "Decision", "Diagnostic", "HistoryError", "InputTypeError",

@@ -24,12 +24,12 @@ from dataclasses import dataclass, replace
 from itertools import islice
 from typing import TypeVar
 
-from .checker import Model
 from .compiler import Policy
+from .decision import Contact, Decision, Evidence
 from .errors import PolicyError
 from .io import AccountRow, ContactLookup, block_stop_signals, restore_signals
+from .model import Model
 from .reference import ReferencePolicy
-from .runtime import Contact, Decision, Evidence
 
 BATCH_ROWS = 256
 BATCHES_PER_WORKER = 4  # in flight: enough to keep workers busy, bounded for memory

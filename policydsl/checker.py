@@ -13,26 +13,21 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
-import os
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from decimal import localcontext
-from pathlib import PurePath
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 
 from . import nodes as n
 from . import suppress
-from .errors import AccountError, Diagnostic, source_lines
-from .formatter import canonical_rule, canonical_text
-from .functions import ARITHMETIC, FUNCTIONS, arithmetic_problem
-from .runtime import Decision, Provenance, RuleInfo
+from .calendars import known_country
+from .errors import Diagnostic, source_lines
+from .formatter import canonical_rule
+from .functions import FUNCTIONS
+from .lints import lint
+from .model import Model, all_files
 from .suggest import did_you_mean, did_you_mean_aside
 from .timeline import reads_time
 from .values import NUMERIC, ValueProblem, default_value, reader_for, widest
-
-if TYPE_CHECKING:
-    from .runtime import Contact
 
 # Stable diagnostic codes. Never renumber: users suppress and grep by code.
 # The longest period a rule or aggregate may name: a century is longer than any retention or statute of
@@ -75,236 +70,10 @@ CODES = {
     "W310": "suppression that matches nothing or cannot apply",
 }
 
-@dataclass
-class Model:
-    """A checked policy with every name resolved (the compiler's input)."""
-
-    policy: n.PolicyFile
-    fields: dict[str, n.Field] = field(default_factory=dict)
-    actions: list[str] = field(default_factory=list)  # decided, in declared order
-    events: list[str] = field(default_factory=list)  # history-only names
-    # The history outcomes the policy knows: those its `outcomes` blocks
-    # declare (all files, baselines first, in order), then any other that its
-    # rules name (only possible when nothing is declared).
-    outcomes: list[str] = field(default_factory=list)
-    outcomes_declared: bool = False  # True when the policy lists its outcomes: then no other is valid
-    groups: dict[str, list[str]] = field(default_factory=dict)
-    stage_field: str | None = None
-    stages: list[n.StageRange] = field(default_factory=list)  # sorted by range
-    segments: list[n.Segment] = field(default_factory=list)
-    allows: list[n.Allow] = field(default_factory=list)  # stage blocks' first, then top level
-    restrictions: list[n.Restriction] = field(default_factory=list)
-    zone_field: str | None = None
-    sources: dict[str, str] = field(default_factory=dict)
-    # What decisions call each node they can cite (rules, stage ranges, the
-    # stages block, segments, the header), by the node's span: see assign_ids.
-    ids: dict[n.Span, str] = field(default_factory=dict)
-    # warnings silenced by `# policy: ignore[CODE]` comments (see suppress.py)
-    suppressed: list[Diagnostic] = field(default_factory=list)
-    # expand()'s index of actions and events; rebuilt when either list grows
-    _order: dict[tuple[int, int], dict[str, int]] = field(default_factory=dict, repr=False, compare=False)
-
-    def expand(self, targets: n.Targets, with_events: bool = False) -> tuple[str, ...]:
-        """Action names a target list denotes, in declared order. It costs
-        what it returns, not the number of actions: every rule is expanded by
-        several checks and lints, so a scan of all actions per call made a
-        policy with many actions and rules quadratic."""
-        if targets.all:
-            return tuple(self.actions + self.events) if with_events else tuple(self.actions)
-        order = self._positions()
-        chosen = {member for name in targets.names for member in self.groups.get(name, [name])
-                  if member in order and (with_events or order[member] < len(self.actions))}
-        return tuple(sorted(chosen, key=order.__getitem__))
-
-    def is_action(self, name: str) -> bool:
-        position = self._positions().get(name)
-        return position is not None and position < len(self.actions)
-
-    def is_event(self, name: str) -> bool:
-        return self._positions().get(name, -1) >= len(self.actions)
-
-    def _positions(self) -> dict[str, int]:
-        """Actions then events, each with its place in that order."""
-        key = (len(self.actions), len(self.events))
-        if key not in self._order:
-            self._order.clear()
-            self._order[key] = {name: place for place, name in enumerate([*self.actions, *self.events])}
-        return self._order[key]
-
-    def expand_in_order(self, targets: n.Targets) -> tuple[str, ...]:
-        """Decided actions a target list denotes, in the order written (for an
-        allow list, that order is the priority order)."""
-        names = self.actions if targets.all else targets.names
-        out: list[str] = []
-        for name in names:
-            for member in self.groups.get(name, [name]):
-                if member in self.actions and member not in out:
-                    out.append(member)
-        return tuple(out)
-
-    def source_text(self, span: n.Span) -> str:
-        """What a span covers in its file, whitespace collapsed (what
-        explanations and coverage reports quote)."""
-        lines = list(source_lines(self.sources.get(span.file, ""))[span.line - 1:span.end_line])
-        if not lines:
-            return ""
-        lines[-1] = lines[-1][:span.end_column - 1]
-        lines[0] = lines[0][span.column - 1:]
-        return " ".join(" ".join(lines).split())
-
-    def applies_text(self, rule: n.Rule) -> str | None:
-        """The conditions a restriction exists under, as written and joined
-        by `and` (None: it applies to every account); how blocks and lints
-        name them."""
-        conditions = getattr(rule, "applies", ())
-        if not conditions:
-            return None
-        texts = [self.source_text(condition.span) for condition in conditions]
-        if len(texts) == 1:
-            return texts[0]
-        return " and ".join(f"({text})" if isinstance(condition, n.BoolOp) and condition.op == "or" else text
-                            for condition, text in zip(conditions, texts, strict=True))
-
-    def stage_named(self, name: str) -> n.StageRange | None:
-        return next((stage for stage in self.stages if stage.name == name), None)
-
-    def cited_path(self, file: str) -> str:
-        """`file` relative to the top-level policy's directory, with `/`: the
-        same whatever the working directory, so that decision logs of two
-        jobs join on `rule`."""
-        base = os.path.dirname(self.policy.path) or "."
-        return PurePath(os.path.relpath(file, base)).as_posix()
-
-    def info(self, node: Any, text: str | None = None, reads: tuple[str, ...] = ()) -> RuleInfo:
-        """How decisions cite `node` (a rule, stage range, stages block,
-        segment or the header): its file relative to the policy's directory,
-        line, text (a rule's own by default), reason and stable id."""
-        reason: n.Reason | None = getattr(node, "reason", None)
-        return RuleInfo(self.cited_path(node.span.file), node.span.line, node.text if text is None else text,
-                        reason.because if reason else None, reason.cite if reason else None, reads,
-                        self.ids[node.span])
-
-    def digest(self) -> str:
-        """`sha256:<hex>` of the resolved sources: each file once, the policy
-        first and then its includes depth first in include order, each in
-        canonical form (formatted, without comments or blank lines) and
-        preceded by its length in bytes. Reformatting and comments leave it
-        alone; any change of a rule, declaration or include changes it."""
-        digest = hashlib.sha256()
-        seen: set[str] = set()
-        for source in _all_files(self.policy):
-            if source.path in seen:
-                continue
-            seen.add(source.path)
-            text = canonical_text(source).encode("utf-8", "surrogatepass")
-            digest.update(b"%d\n" % len(text) + text)
-        return "sha256:" + digest.hexdigest()
-
-
-def _shown_value(value: Any) -> str:
-    return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else str(value)
-
-
-def _plain_operand(side: n.Expr, values: Mapping[str, Any], now: dt.datetime) -> Any:
-    """The value of a field, `now` or a literal; None for anything else."""
-    if isinstance(side, n.Ref):
-        return values.get(side.name)
-    if isinstance(side, n.NowRef):
-        return now
-    return side.value if isinstance(side, n.Literal) else None
-
-
-class Engine:
-    """What every evaluation engine says about the policy it runs (the
-    compiled `Policy` and the `ReferencePolicy` share it)."""
-
-    def __init__(self, model: Model) -> None:
-        header = model.policy.header
-        self.name = header.name
-        self.version = header.version
-        self.path = model.policy.path
-        self.model = model
-        self.actions: tuple[str, ...] = tuple(model.actions)
-        self.stage_field = model.stage_field
-        self.zone_field = model.zone_field
-        self.field_names: tuple[str, ...] = tuple(model.fields)
-        self.digest = model.digest()
-        self.provenance = Provenance(self.name, self.version, self.digest)
-
-    def evaluate(self, account: Mapping[str, Any], history: Iterable[Contact] = (), *,
-                 now: dt.datetime, strict: bool = False) -> Decision:
-        """Decide what may be done for `account` at `now`.
-
-        `history` is this account's contact history; events after `now` are
-        ignored. Bad account data gives a Decision with `error` set, never an
-        exception: so does a contact of another account, and (`strict=True`)
-        a key that is no field of the policy. Arguments of the wrong kind (a
-        `now` that is no aware datetime, a history item that is no Contact)
-        raise InputTypeError / InputValueError, both PolicyErrors."""
-        from .inputs import accept, check_now, refuse
-
-        now = check_now(now)
-        account, contacts = accept(account, history)
-        values: dict[str, Any] = {}
-        try:
-            refuse(account, contacts, self.field_names, strict)
-            values = self.read_account(account)
-            with localcontext(ARITHMETIC):  # `+ - *`, negation and abs exact or trapped, whatever the caller's context
-                return self.decide(values, contacts, now)
-        except AccountError as problem:
-            return self.error_decision(account.get("id"), str(problem), now=now)
-        except (ArithmeticError, OverflowError) as problem:
-            where = self.calendar_overflow(values, now) if isinstance(problem, OverflowError) else None
-            return self.error_decision(account.get("id"), f"cannot evaluate{where or ''}: "
-                                       f"{arithmetic_problem(problem)}", now=now)
-
-    def calendar_overflow(self, values: Mapping[str, Any], now: dt.datetime) -> str | None:
-        """` `last_pay + 30 days` (p.policy:7:22; last_pay = ...)` for the first
-        instant arithmetic of the policy, in source order, that leaves the
-        calendar for these values: found here, once, for both engines, so the
-        message names the same expression whichever engine ran into it first.
-        Only `field`, `now` and literals as operands are tried; else None."""
-        conditions = [*(segment.condition for segment in self.model.segments),
-                      *(allow.condition for allow in self.model.allows),
-                      *(getattr(rule, "condition", None) for rule in self.model.restrictions),
-                      *(test for rule in self.model.restrictions for test in rule.applies)]
-        arithmetic = sorted((node for condition in conditions if condition is not None for node in n.walk(condition)
-                             if isinstance(node, n.Arithmetic) and node.op in "+-"), key=lambda node: node.span)
-        for node in arithmetic:
-            operands = [_plain_operand(side, values, now) for side in (node.left, node.right)]
-            if None in operands or not any(isinstance(value, dt.timedelta) for value in operands):
-                continue
-            try:
-                operands[0] + operands[1] if node.op == "+" else operands[0] - operands[1]
-            except OverflowError:
-                read = "; ".join(f"{side.name} = {_shown_value(values[side.name])}"
-                                 for side in (node.left, node.right) if isinstance(side, n.Ref))
-                return f" `{self.model.source_text(node.span)}` ({node.span.location}{'; ' + read if read else ''})"
-        return None
-
-    def error_decision(self, account_id: Any, message: str, *, now: dt.datetime) -> Decision:
-        """The decision for an account that cannot be evaluated: no action
-        allowed, its id (when it has one), why, and the same provenance as any
-        other decision."""
-        from .inputs import shown_id
-
-        return Decision(shown_id(account_id), None, (), (), (), message, actions=self.actions,
-                        now=now.astimezone(dt.UTC), policy=self.provenance)
-
-    def read_account(self, account: Mapping[str, Any]) -> dict[str, Any]:
-        """Typed values of an account, defaults filled in (each engine reads them its own way)."""
-        raise NotImplementedError
-
-    def decide(self, values: dict[str, Any], history: list[Contact], now: dt.datetime) -> Decision:
-        """The decision for typed account values (each engine decides its own way)."""
-        raise NotImplementedError
-
 
 def check(policy: n.PolicyFile) -> tuple[Model, list[Diagnostic]]:
     """Check a parsed policy (with its includes loaded). Diagnostics are
     sorted by file and position so output is stable."""
-    from .lints import lint
-
     checker = _Checker(policy)
     checker.run()
     clean = not any(d.severity == "error" for d in checker.diagnostics)
@@ -329,7 +98,7 @@ class _Checker:
     # ------------------------------------------------------------ structure
     def run(self) -> None:
         policy = self.model.policy
-        for source_file in _all_files(policy):
+        for source_file in all_files(policy):
             self.model.sources[source_file.path] = source_file.source
         baselines = list(_baselines(policy))
         for baseline, mapping in baselines:
@@ -642,7 +411,7 @@ class _Checker:
                                  ) -> None:
         """An include's `when`, in every file, checked once at the include,
         in the including policy's names (`mappings`, as for `_arrivals`)."""
-        for source_file in _all_files(policy):
+        for source_file in all_files(policy):
             for include in source_file.includes:
                 if include.condition is not None:
                     condition = _map_expr(include.condition, mappings.get(source_file.path, {}))
@@ -694,8 +463,6 @@ class _Checker:
         self.model.restrictions.append(rule)
 
     def check_country(self, literal: n.Literal) -> None:
-        from .calendars import known_country
-
         if not known_country(str(literal.value)):
             self.report("E115", f"no holiday calendar for country {literal.value!r}", literal.span)
 
@@ -744,7 +511,7 @@ class _Checker:
     def action_spans(self) -> dict[str, n.Span]:
         """Where each action is first declared (one pass, not one per action)."""
         spans: dict[str, n.Span] = {}
-        for source_file in _all_files(self.model.policy):
+        for source_file in all_files(self.model.policy):
             for line in source_file.actions:
                 for member in line.members:
                     spans.setdefault(member, line.span)
@@ -976,19 +743,6 @@ def _shown(kind: str) -> str:
     return "an enumeration" if kind.startswith("enum:") else kind
 
 
-def _all_files(policy: n.PolicyFile, seen: set[str] | None = None) -> Iterator[n.PolicyFile]:
-    """The policy and every file it includes, each once (by path, as the
-    loader shares one parsed file among all the includes that reach it), so
-    that includes fanning out cost the number of files, not of paths."""
-    seen = set() if seen is None else seen
-    if policy.path in seen:
-        return
-    seen.add(policy.path)
-    yield policy
-    for included in policy.included:
-        yield from _all_files(included, seen)
-
-
 def _baselines(policy: n.PolicyFile) -> Iterable[tuple[n.PolicyFile, dict[str, tuple[str, ...]]]]:
     """Every included file (depth first, innermost first, each file once even
     when included twice) with the names its actions, groups and events stand
@@ -1041,7 +795,7 @@ def _include_conditions(policy: n.PolicyFile, outer: tuple[n.Expr, ...],
 def _include_of(policy: n.PolicyFile, baseline: n.PolicyFile) -> n.Include:
     """The top-level include through which `baseline` arrives."""
     for include, included in zip(policy.includes, policy.included, strict=True):
-        if any(baseline is inner for inner in _all_files(included)):
+        if any(baseline is inner for inner in all_files(included)):
             return include
     raise LookupError(baseline.path)
 
@@ -1049,7 +803,7 @@ def _include_of(policy: n.PolicyFile, baseline: n.PolicyFile) -> n.Include:
 def _declared_names(source: n.PolicyFile) -> set[str]:
     """Actions, groups and events a file declares, its includes' too."""
     names: set[str] = set()
-    for each in _all_files(source):
+    for each in all_files(source):
         names.update(member for line in each.actions for member in line.members)
         names.update(line.group for line in each.actions if line.group is not None)
         names.update(name for events in each.events for name in events.names)

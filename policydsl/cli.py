@@ -34,6 +34,7 @@ from rich.tree import Tree
 from . import ENGINES, Policy, ReferencePolicy, load_policy, reports
 from .batch import PolicySpec, WorkerError, decide_stream
 from .checker import check
+from .decision import Decision, format_exact_instant, format_instant
 from .errors import Diagnostic, PolicyCheckError, PolicySyntaxError, excerpt, source_lines
 from .explain import Step, explanation, overview, provenance_text
 from .formatter import FormatterError, format_source
@@ -61,7 +62,6 @@ from .io import (
     visible,
 )
 from .loader import load_file, read_source
-from .runtime import Decision, format_exact_instant, format_instant
 from .suggest import did_you_mean_aside
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNUSABLE = 0, 1, 2
@@ -799,7 +799,7 @@ def _print_test_file(console: Console, result: Any) -> None:
 def _print_coverage_table(console: Console, coverage: Any) -> None:
     """Rules, stages and segments by line: exercised or not, and the
     outcomes their conditions' operands were seen to take."""
-    from .runtime import RuleInfo
+    from .decision import RuleInfo
 
     root = coverage.model.policy.path
     base = os.path.dirname(root)

@@ -11,7 +11,6 @@ whatever order the rules were written in.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import linecache
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -22,34 +21,30 @@ from zoneinfo import ZoneInfo
 
 from . import nodes as n
 from .calendars import is_holiday, known_country
-from .checker import Engine, Model
-from .codegen import Generator
-from .errors import AccountError
-from .functions import Clock, divide
-from .runtime import (
+from .clock import (
     CYCLE,
-    Blocked,
-    Contact,
-    Decision,
-    Evidence,
-    HistoryFact,
-    RuleInfo,
     WindowSpec,
+    calendar_day_cap_free_at,
     describe_hours,
     first_common_opening,
-    local_day_cap_free_at,
-    local_midnight,
     next_allowed,
+    not_before,
+    period_end,
     rolling_cap_free_at,
+    window_spec,
 )
+from .codegen import Generator
+from .decision import Blocked, Contact, Decision, Evidence, HistoryFact, RuleInfo
+from .engine import Engine
+from .errors import AccountError
+from .functions import Clock, divide
+from .model import Model
 from .timeline import Search, Timing, timing
 from .values import ValueProblem, default_value, reader_for
 
 _MISSING = object()
-DAY = dt.timedelta(days=1)
 _FACTS_KEPT = 4096  # per-zone and per-instant facts kept between accounts (clocks, window messages)
 _UTC_ZONE = ZoneInfo("UTC")
-_DAY_INDEX = {name: index for index, name in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
 
 
 class _Context:
@@ -463,7 +458,7 @@ class Policy(Engine):
         if specs:
             constraints.append(lambda instant: first_common_opening(specs, instant, end))
         if frees:
-            constraints.append(_not_before(max(frees)))
+            constraints.append(not_before(max(frees)))
         return next_allowed(now, constraints, end)
 
     def _stage_of(self, values: dict[str, Any]) -> _Stage | None:
@@ -528,27 +523,6 @@ def _time_of(contact: Contact) -> dt.datetime:
     return contact.at
 
 
-def window_spec(rule: n.Window) -> WindowSpec:
-    """The hours of a window rule, in either form. A table's lines that name
-    the same weekday add their ranges up (in the order written)."""
-    if not rule.table:
-        return WindowSpec(tuple((r.start, r.end) for r in rule.ranges), _weekdays(rule.days))
-    by_day: list[list[tuple[int, int]]] = [[] for _ in range(7)]
-    for line in rule.table:
-        for day in sorted(_weekdays(line.days)):
-            by_day[day].extend((r.start, r.end) for r in line.ranges if (r.start, r.end) not in by_day[day])
-    return WindowSpec((), frozenset(), tuple(tuple(ranges) for ranges in by_day),
-                      tuple((r.start, r.end) for r in rule.holiday_ranges))
-
-
-def _weekdays(days: tuple[n.DaySpec, ...]) -> frozenset[int]:
-    """The weekdays (0 = Monday) `on mon..fri, sun` names; none named: all."""
-    if not days:
-        return frozenset(range(7))
-    return frozenset((_DAY_INDEX[spec.first] + step) % 7 for spec in days  # fri..mon wraps
-                     for step in range((_DAY_INDEX[spec.last] - _DAY_INDEX[spec.first]) % 7 + 1))
-
-
 def _scope_text(applies: str | None) -> str:
     """How a block says which condition made its rule apply."""
     return f" (applies where {applies})" if applies else ""
@@ -578,10 +552,6 @@ def _counter_block(counter: _Counter, zones: tuple[ZoneInfo, ...], events: list[
     return _with_reason(message + counter.scope, counter.info), max(frees)
 
 
-def _not_before(free_at: dt.datetime) -> Callable[[dt.datetime], dt.datetime | None]:
-    return lambda instant: max(instant, free_at)
-
-
 def _counter_status(counter: _Counter, zone: ZoneInfo, counted: list[Contact], now: dt.datetime
                     ) -> tuple[str, dt.datetime | None]:
     """(message, free_at) of a cap or quiet period in one zone, given the
@@ -592,10 +562,7 @@ def _counter_status(counter: _Counter, zone: ZoneInfo, counted: list[Contact], n
         if not counted:
             return "", None
         last = counted[0]
-        if period.unit == "hours":
-            free = last.at + dt.timedelta(hours=period.amount)
-        else:
-            free = local_midnight(zone, last.at.astimezone(zone).date() + dt.timedelta(days=period.amount))
+        free = period_end(last.at, period, zone)
         if free <= now:
             return "", None
         local = last.at.astimezone(zone)
@@ -605,16 +572,7 @@ def _counter_status(counter: _Counter, zone: ZoneInfo, counted: list[Contact], n
     if period.unit == "hours":
         capped = rolling_cap_free_at([event.at for event in counted], counter.count, period.amount, now)
     else:
-        today = now.astimezone(zone).date()
-        # An event a day or more before the period's first midnight is on an earlier local day whatever the
-        # clock changes (they shift the wall clock by less than a day): only the newer ones need a local date.
-        try:
-            recent = local_midnight(zone, today - dt.timedelta(days=period.amount - 1)) - DAY
-            counted = list(itertools.takewhile(lambda event: event.at >= recent, counted))
-        except OverflowError:  # a period reaching back past year 1: every event is recent
-            pass
-        dates = [event.at.astimezone(zone).date() for event in counted]
-        capped = local_day_cap_free_at(dates, counter.count, period.amount, today, zone)
+        capped = calendar_day_cap_free_at((event.at for event in counted), counter.count, period.amount, now, zone)
     if capped is None:
         return "", None
     message = f"cap of {counter.count} per {period} reached for {counter.label}"

@@ -10,13 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from .runtime import HistoryFact, RuleInfo, format_exact_instant, format_instant
-
-if TYPE_CHECKING:
-    from .runtime import Decision
+from .decision import Decision, HistoryFact, RuleInfo, format_exact_instant, format_instant
 
 
 @dataclass(frozen=True)

@@ -202,10 +202,6 @@ def _decimal(value: Decimal) -> str:
     return text if "." in text else text + ".0"
 
 
-def _hhmm(seconds: int) -> str:
-    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
-
-
 def _amount(amount: int, unit: str) -> str:
     """`1 day`, `7 days`, `1 hour`, `3 hours` (unit is "days" or "hours")."""
     return f"{amount} {unit[:-1] if amount == 1 else unit}"
@@ -593,7 +589,7 @@ class _Printer:
         if kind == "date" and isinstance(value, dt.date):
             return value.isoformat()
         if kind == "time" and isinstance(value, int):
-            return _hhmm(value)
+            return n.hhmm(value)
         if kind == "duration" and isinstance(value, dt.timedelta):
             hours = int(value.total_seconds()) // 3600
             if self._span_text(const.span).rstrip().endswith(("day", "days")):

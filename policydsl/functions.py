@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from decimal import Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow
 from typing import Any
 
+from .nodes import WEEKDAYS
 from .values import NUMERIC, widest
-
-DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 # Decimal arithmetic never follows the caller's thread-local context (an embedding application may have set
 # `getcontext().prec = 3`), and never rounds silently: `+ - *`, negation and `abs` are exact up to
@@ -133,5 +132,5 @@ FUNCTIONS: dict[str, Function] = {
     "local_time": Function(0, "local_time() -> time", lambda args: "time",
                            lambda clock: clock.seconds_of_day),
     "weekday": Function(0, "weekday() -> text (mon .. sun)", lambda args: "text",
-                        lambda clock: DAY_NAMES[clock.today.weekday()]),
+                        lambda clock: WEEKDAYS[clock.today.weekday()]),
 }

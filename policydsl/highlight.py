@@ -41,6 +41,7 @@ from pygments.token import (  # type: ignore[import-untyped, unused-ignore]
 from rich.text import Text
 
 from .functions import FUNCTIONS
+from .nodes import WEEKDAYS
 
 __all__ = [
     "DATE",
@@ -64,7 +65,7 @@ RULE_WORDS = ("allow", "forbid", "window", "limit", "quiet", "when", "on", "per"
 OPERATOR_WORDS = ("and", "or", "not", "in")
 TYPES = ("int", "number", "money", "bool", "text", "date", "datetime", "zone", "set", "enum")
 CONSTANTS = ("true", "false")
-DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAY_NAMES = WEEKDAYS
 PSEUDO = ("action", "now")
 UNITS = ("days", "day", "hours", "hour")
 HISTORY = ("count", "streak", "days_since_last", "hours_since_last")  # aggregates, shown as built-ins before `(`

@@ -43,8 +43,8 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 
+from .decision import Contact
 from .io import HistoryFacts, HistoryFile, InputError, Vocabulary
-from .runtime import Contact
 
 
 class RunHistory:

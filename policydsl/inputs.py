@@ -13,8 +13,8 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from .decision import Contact
 from .errors import InputTypeError, InputValueError, RefusedInputError, shown_value
-from .runtime import Contact
 from .suggest import did_you_mean_aside
 
 # Characters that never belong to an id: surrounding whitespace (including

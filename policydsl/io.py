@@ -28,13 +28,13 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
+from .decision import Blocked, Contact, Decision, Provenance, format_exact_instant, format_instant
 from .errors import PolicyError
 from .inputs import normalise_id
-from .runtime import Blocked, Contact, Decision, Provenance, format_exact_instant, format_instant
 from .values import ValueProblem, read_datetime
 
 if TYPE_CHECKING:
-    from .checker import Model
+    from .model import Model
 
 csv.field_size_limit(16 * 1024 * 1024)
 

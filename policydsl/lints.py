@@ -18,11 +18,10 @@ from decimal import Decimal
 from enum import Enum
 
 from . import nodes as n
-from .checker import Model
-from .compiler import window_spec
+from .clock import Ranges, WindowSpec, window_spec
 from .errors import Diagnostic
 from .formatter import syntax_shape
-from .runtime import Ranges, WindowSpec
+from .model import Model
 
 
 class Truth(Enum):

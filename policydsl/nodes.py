@@ -335,10 +335,11 @@ class TimeRange:
     span: Span
 
     def __str__(self) -> str:
-        return f"{_hhmm(self.start)}-{_hhmm(self.end)}"
+        return f"{hhmm(self.start)}-{hhmm(self.end)}"
 
 
-def _hhmm(seconds: int) -> str:
+def hhmm(seconds: int) -> str:
+    """A time of day as the language writes it: `08:00` (`24:00` for the end of the day)."""
     return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
 
 

@@ -15,7 +15,8 @@ another road, so that each engine checks the other (tests/test_differential.py):
   an event leaves a rolling period) at which `allowed_at` says yes.
 
 It shares with the compiled engine only the checker's `Model`, value reading,
-holiday calendars, the `Decision` types and the wording of contact hours
+holiday calendars, the `Decision` types, the constants of time (`CYCLE`,
+`MICROSECOND` and the day names) and the wording of contact hours
 (`describe_hours`) and of conditions (`Model.applies_text`). It is slow on purpose: obviousness is
 its only job.
 """
@@ -33,18 +34,19 @@ from zoneinfo import ZoneInfo
 
 from . import nodes as n
 from .calendars import is_holiday, known_country
-from .checker import Engine, Model
+from .clock import CYCLE, MICROSECOND, UTC, describe_hours, first_reached
+from .decision import Blocked, Contact, Decision, Evidence, HistoryFact, RuleInfo
+from .engine import Engine
 from .errors import AccountError
 from .functions import ARITHMETIC, DIVISION
-from .runtime import Blocked, Contact, Decision, Evidence, HistoryFact, RuleInfo, describe_hours, first_reached
+from .model import Model
 from .values import ValueProblem, default_value, reader_for
 
-UTC = dt.UTC
-CYCLE = dt.timedelta(days=366 + 7)  # a week in each daylight-saving state of a year, a year of holidays
+# CYCLE (a week in each daylight-saving state of a year, a year of holidays), MICROSECOND and UTC are
+# the constants of time, shared with the compiled engine; the arithmetic on them below is this module's own.
 FIRST_LOOK = dt.timedelta(days=7)  # `until` tries the instants of this much time at a time
-MICROSECOND = dt.timedelta(microseconds=1)
 INFINITE = Decimal("Infinity")  # the time since an event that never happened
-DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAY_NAMES = n.WEEKDAYS
 COMPARE = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
            ">": operator.gt, ">=": operator.ge}
 

@@ -17,7 +17,7 @@ changes only at finitely many instants, of two sorts:
   of `local_time()`, for `weekday()` and `local_time()`.
 
 Between two settling instants the settled part is constant and the periodic
-part repeats within `runtime.CYCLE`, so searching one CYCLE from each
+part repeats within `clock.CYCLE`, so searching one CYCLE from each
 settling instant (or only the settling instants, when nothing is periodic)
 finds the first instant allowed, or proves there is none.
 """
@@ -34,10 +34,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from . import nodes as n
-from .runtime import CYCLE, Contact, first_reached, local_midnight, offset_change
+from .clock import CYCLE, DAY, MICROSECOND, first_reached, local_midnight, offset_change, period_end
+from .decision import Contact
 
-DAY = dt.timedelta(days=1)
-MICROSECOND = dt.timedelta(microseconds=1)
 _SETTLING_CALLS = frozenset({"today", "days_since", "days_until", "hours_since"})
 _PERIODIC_CALLS = frozenset({"local_time", "weekday"})
 
@@ -196,11 +195,7 @@ class Search:
             for event in events:
                 if event.action not in actions:
                     continue
-                if period.unit == "hours":
-                    yield event.at + dt.timedelta(hours=period.amount)
-                else:
-                    yield local_midnight(self.zone, event.at.astimezone(self.zone).date()
-                                         + dt.timedelta(days=period.amount))
+                yield period_end(event.at, period, self.zone)
 
     def _steps(self, sides: tuple[Side, Side], crossing: dt.datetime) -> Iterator[dt.datetime]:
         """Where a term that steps once a day (`today()`, `days_since`)

@@ -1,4 +1,4 @@
-"""Two engines, one answer: the compiled engine (compiler.py, runtime.py) and
+"""Two engines, one answer: the compiled engine (compiler.py, clock.py) and
 the tree-walking reference interpreter (reference.py) must return identical
 decisions for random well-typed policies, accounts, histories and instants,
 and for the shipped policies on the shipped portfolio.

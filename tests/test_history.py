@@ -318,17 +318,17 @@ def test_until_over_zones_whose_windows_never_meet_grows_linearly_with_the_zones
     """Issue 17 item 3: zones whose contact hours never overlap made `until`
     bounce between zones. Counted in calls of `WindowSpec.inside`, not in
     seconds: the work for 25 zones is at most about 25/4 times that for 4."""
-    from policydsl import runtime
+    from policydsl import clock
 
     calls = 0
-    original = runtime.WindowSpec.inside
+    original = clock.WindowSpec.inside
 
-    def counting(self: runtime.WindowSpec, *args: Any) -> Any:
+    def counting(self: clock.WindowSpec, *args: Any) -> Any:
         nonlocal calls
         calls += 1
         return original(self, *args)
 
-    monkeypatch.setattr(runtime.WindowSpec, "inside", counting)
+    monkeypatch.setattr(clock.WindowSpec, "inside", counting)
     policy = compile_policy(HEAD + 'window sms 08:00-09:00 because "w"\n', "h.policy")
     offsets = [f"Etc/GMT{sign}{hours}" for hours in range(1, 13) for sign in "+-"] + ["UTC"]
 

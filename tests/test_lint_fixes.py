@@ -13,9 +13,10 @@ import pytest
 
 from policydsl import lints
 from policydsl import nodes as n
-from policydsl.checker import Model, check
+from policydsl.checker import check
 from policydsl.errors import Diagnostic
 from policydsl.loader import load_file, load_text
+from policydsl.model import Model
 
 HEAD = 'policy "p" version "1"\naccount { id : text  dpd : int = 0  b : int = 0 }\n'
 

@@ -23,12 +23,12 @@ from test_highlight import _expected_class, _lark, _tm_scopes
 from policydsl import Contact, Decision, Policy, ReferencePolicy
 from policydsl.checker import check
 from policydsl.cli import main
+from policydsl.clock import WindowSpec
 from policydsl.errors import Diagnostic, PolicyError
 from policydsl.formatter import format_source
 from policydsl.highlight import PolicyLexer
 from policydsl.loader import load_text
 from policydsl.parser import parse
-from policydsl.runtime import WindowSpec
 
 UTC = dt.UTC
 HEAD = '''policy "t" version "1"

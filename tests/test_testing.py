@@ -16,9 +16,10 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from policydsl import load_policy
+from policydsl import PolicyError, load_policy
 from policydsl import testing as t
 from policydsl.cli import main
+from policydsl.testing import format as test_format
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = ROOT / "policies"
@@ -81,8 +82,8 @@ def run_one(directory: Path, cases: str, coverage: bool = False) -> tuple[t.File
 
 
 def test_the_loader_uses_safe_load_only() -> None:
-    source = Path(t.__file__).read_text(encoding="utf-8")
-    assert issubclass(t._BoundedLoader, yaml.SafeLoader)  # a SafeLoader with limits (test_yaml_limits.py)
+    source = "".join(path.read_text(encoding="utf-8") for path in sorted(Path(t.__file__).parent.glob("*.py")))
+    assert issubclass(test_format._BoundedLoader, yaml.SafeLoader)  # a SafeLoader with limits (test_yaml_limits.py)
     assert re.findall(r"Loader\s*=\s*(\w+)", source) == ["_BoundedLoader"]
     assert not re.search(r"yaml\.(safe_load|unsafe_load|full_load|load_all)\(|FullLoader|UnsafeLoader|yaml\.Loader\b",
                          source)
@@ -98,7 +99,7 @@ def test_python_tags_are_refused_not_executed(tmp_path: Path, tag: str) -> None:
         t.load_test_file(path)
     assert str(path) in str(caught.value) and "safe loading" in str(caught.value)
     assert not marker.exists()
-    assert isinstance(caught.value, t.PolicyError)
+    assert isinstance(caught.value, PolicyError)
 
 
 @pytest.mark.parametrize(("text", "fragments"), [

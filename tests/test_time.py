@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from policydsl import Contact, Decision, Policy, compile_policy
-from policydsl.runtime import WindowSpec, first_instant_at_or_after, local_midnight
+from policydsl.clock import WindowSpec, first_instant_at_or_after, local_midnight
 
 UTC = dt.UTC
 NY = ZoneInfo("America/New_York")
@@ -431,7 +431,7 @@ def test_window_end_24_00_and_start_inclusive_end_exclusive() -> None:
     assert_frees_at(policy, "sms", local(NY, 2025, 6, 11, 8), local(NY, 2025, 6, 11, 20))
 
 
-# ---------------------------------------------------------------- runtime helpers
+# ---------------------------------------------------------------- clock helpers
 
 
 def test_first_instant_at_or_after_in_gaps_and_folds() -> None:

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from test_restrict import HEAD, checked, codes, decide, utc
 
 from policydsl.cli import main
-from policydsl.runtime import Contact
+from policydsl.decision import Contact
 
 
 @pytest.mark.parametrize(("condition", "quoted"), [

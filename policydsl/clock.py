@@ -1,229 +1,41 @@
-"""What evaluation produces and the time arithmetic it needs.
+"""All the time arithmetic of the compiled engine, in one place.
 
-`Decision` is the answer for one account; `Blocked` says why one action is
-not allowed and until when. The functions below compute contact windows in
-the debtor's local time, calendar-day and rolling caps and quiet periods,
-and the exact instant a blocked action becomes allowed again. They work on
-instants and jump from boundary to boundary; nothing steps through minutes.
+Local time (the instant a wall clock reads a time, local midnights, clock
+changes), contact windows in the debtor's local time (`WindowSpec`, built
+from a window rule by `window_spec`), calendar-day and rolling caps and
+quiet periods (when each frees), and the exact instant a blocked action
+becomes allowed again (`next_allowed`). They work on instants and jump from
+boundary to boundary; nothing steps through minutes. The constants of time
+(`CYCLE`, `DAY`, `MICROSECOND`) have their one copy here; the day names are
+the language's own (`nodes.WEEKDAYS`).
+
+The reference interpreter (reference.py) implements windows, caps and
+quiet periods again on its own, to cross-check these; it shares only the
+constants and the wording of hours (`describe_hours`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 from zoneinfo import ZoneInfo
 
+from . import nodes as n
 from .calendars import is_holiday
-from .errors import InputTypeError, InputValueError, UnknownActionError
+from .nodes import WEEKDAYS, hhmm
 
 UTC = dt.UTC
-DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAY = dt.timedelta(days=1)
+MICROSECOND = dt.timedelta(microseconds=1)
 # The periodic part of time repeats within this: a week of weekdays in each
 # of a year's daylight-saving states, and a year of public holidays. Once
 # every non-periodic term of a decision (caps and quiet periods, events
 # ageing out, dates compared with today) has settled, an action that is not
 # allowed within one CYCLE is never allowed, so `until` is null.
 CYCLE = dt.timedelta(days=366 + 7)
-_MICROSECOND = dt.timedelta(microseconds=1)
-
-
-@dataclass(frozen=True)
-class RuleInfo:
-    """A rule as decisions cite it: where it is, what it says, and which
-    account values it reads (for explanations)."""
-
-    file: str
-    line: int
-    text: str
-    because: str | None = None
-    cite: str | None = None
-    reads: tuple[str, ...] = ()
-    id: str = ""  # stable across edits elsewhere in the policy (Model.assign_ids)
-
-    @property
-    def location(self) -> str:
-        return f"{self.file}:{self.line}"
-
-    @property
-    def head(self) -> str:
-        """The rule without its `because`/`cite` text (shown separately)."""
-        return _REASON_TAIL.split(self.text, maxsplit=1)[0]
-
-
-_REASON_TAIL = re.compile(r' (?:because|cite) "')
-
-
-@dataclass(frozen=True)
-class Contact:
-    """One event of contact history. `at` must carry an offset; `outcome` is
-    free text (`conversation` marks a call in which the debtor was reached)."""
-
-    account_id: str
-    action: str
-    at: dt.datetime
-    outcome: str = ""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.at, dt.datetime):
-            raise InputTypeError(f"contact time must be a datetime, not {type(self.at).__name__}")
-        if self.at.tzinfo is UTC:  # as the file readers give it
-            return
-        if self.at.tzinfo is None or self.at.utcoffset() is None:
-            raise InputValueError(f"contact time {self.at.isoformat()} has no offset")
-        # Kept in UTC: the same instant, and arithmetic on it is elapsed time
-        # (Python adds wall-clock time to datetimes that share a ZoneInfo).
-        try:
-            object.__setattr__(self, "at", self.at.astimezone(UTC))
-        except OverflowError:
-            raise InputValueError(f"contact time {self.at.isoformat()} is outside the years 1-9999 in UTC") from None
-
-
-@dataclass(frozen=True)
-class Blocked:
-    """One reason one action is not allowed now. `kind` is one of
-    not_allowed, forbidden, window, limit, quiet. `until` is when the action
-    as a whole becomes allowed (the same on every entry of that action), or
-    None when time alone cannot lift the block."""
-
-    action: str
-    kind: str
-    reason: str
-    rule: RuleInfo
-    until: dt.datetime | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "action": self.action,
-            "kind": self.kind,
-            "reason": self.reason,
-            "rule": self.rule.location,
-            "rule_id": self.rule.id,
-            "until": format_instant(self.until),
-        }
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """Which policy decided: its header's name and version and the digest
-    of its resolved sources (`Model.digest`)."""
-
-    name: str
-    version: str
-    digest: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"name": self.name, "version": self.version, "digest": self.digest}
-
-
-@dataclass(frozen=True)
-class HistoryFact:
-    """What one history aggregate found for an account: its value and the
-    events it counted (newest first), which explanations list."""
-
-    value: Any
-    events: tuple[Contact, ...]
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """What explanations need beyond the decision itself: the account values
-    read, the stage's range and which rule allowed each allowed action."""
-
-    values: Mapping[str, Any] = field(default_factory=dict)
-    stage_rule: RuleInfo | None = None
-    stage_field: str | None = None
-    allowed_by: Mapping[str, RuleInfo] = field(default_factory=dict)
-    segment_rules: Mapping[str, RuleInfo] = field(default_factory=dict)
-    history: Mapping[str, HistoryFact] = field(default_factory=dict)  # by the aggregate's text
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The answer for one account at one instant."""
-
-    account_id: str | None
-    stage: str | None
-    segments: tuple[str, ...]
-    allowed: tuple[str, ...]
-    blocked: tuple[Blocked, ...]
-    error: str | None = None
-    evidence: Evidence = field(default_factory=Evidence, compare=False, repr=False)
-    # The deciding policy's actions, so that asking about an action it does not
-    # declare is an error rather than a plausible False/None (None: not known).
-    actions: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
-    now: dt.datetime | None = None  # the instant decided at, in UTC
-    policy: Provenance | None = None
-
-    @property
-    def next_action(self) -> str | None:
-        """The first allowed action in priority order, or None."""
-        return self.allowed[0] if self.allowed else None
-
-    def is_allowed(self, action: str) -> bool:
-        """Raises UnknownActionError for an action the policy does not declare."""
-        self._known(action)
-        return action in self.allowed
-
-    def until(self, action: str) -> dt.datetime | None:
-        """When a blocked `action` becomes allowed (None: not by time alone,
-        or already allowed). Raises UnknownActionError for an undeclared action."""
-        self._known(action)
-        for entry in self.blocked:
-            if entry.action == action:
-                return entry.until
-        return None
-
-    def _known(self, action: str) -> None:
-        if self.actions is not None and action not in self.actions:
-            raise UnknownActionError(action, self.actions)
-
-    def reasons(self, action: str) -> tuple[Blocked, ...]:
-        return tuple(entry for entry in self.blocked if entry.action == action)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The data contract's JSON object (docs/decision.schema.json)."""
-        return {
-            "account_id": self.account_id,
-            "stage": self.stage,
-            "segments": list(self.segments),
-            "allowed": list(self.allowed),
-            "next_action": self.next_action,
-            "blocked": [entry.to_dict() for entry in self.blocked],
-            "error": self.error,
-            "now": format_exact_instant(self.now),
-            "policy": self.policy.to_dict() if self.policy else None,
-        }
-
-    def explain(self) -> str:
-        """Why each action is allowed or blocked, citing the policy lines."""
-        from .explain import explain_text
-
-        return explain_text(self)
-
-
-def format_instant(instant: dt.datetime | None) -> str | None:
-    """UTC, to the second, rounded up so that the action is allowed at the
-    instant shown."""
-    if instant is None:
-        return None
-    instant = instant.astimezone(UTC)
-    if instant.microsecond:
-        instant = instant.replace(microsecond=0) + dt.timedelta(seconds=1)
-    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def format_exact_instant(instant: dt.datetime | None) -> str | None:
-    """UTC with `Z`, to the microsecond when there is a fraction: the
-    instant exactly, so that a decision can be reproduced with `--now`."""
-    if instant is None:
-        return None
-    text = instant.astimezone(UTC).replace(tzinfo=None).isoformat()
-    return text + "Z"
 
 
 # ------------------------------------------------------------ local time
@@ -312,7 +124,7 @@ class WindowSpec:
                     wall = midnight + dt.timedelta(seconds=seconds)
                     if wall_low < wall < wall_high:
                         cuts.add((wall - offset).replace(tzinfo=UTC))
-                day += dt.timedelta(days=1)
+                day += DAY
         ordered = sorted(cuts)
         intervals: list[tuple[dt.datetime, dt.datetime]] = []
         for low, high in itertools.pairwise(ordered):
@@ -350,6 +162,27 @@ class WindowSpec:
         return None
 
 
+def window_spec(rule: n.Window) -> WindowSpec:
+    """The hours of a window rule, in either form. A table's lines that name
+    the same weekday add their ranges up (in the order written)."""
+    if not rule.table:
+        return WindowSpec(tuple((r.start, r.end) for r in rule.ranges), _weekdays(rule.days))
+    by_day: list[list[tuple[int, int]]] = [[] for _ in range(7)]
+    for line in rule.table:
+        for day in sorted(_weekdays(line.days)):
+            by_day[day].extend((r.start, r.end) for r in line.ranges if (r.start, r.end) not in by_day[day])
+    return WindowSpec((), frozenset(), tuple(tuple(ranges) for ranges in by_day),
+                      tuple((r.start, r.end) for r in rule.holiday_ranges))
+
+
+def _weekdays(days: tuple[n.DaySpec, ...]) -> frozenset[int]:
+    """The weekdays (0 = Monday) `on mon..fri, sun` names (`fri..mon`
+    wraps, `DaySpec.weekdays`); none named: all."""
+    if not days:
+        return frozenset(range(7))
+    return frozenset(day for spec in days for day in spec.weekdays())
+
+
 @lru_cache(maxsize=4096)  # the same windows, zones and instant recur for the accounts of one run
 def first_common_opening(windows: tuple[tuple[WindowSpec, ZoneInfo, str | None], ...], instant: dt.datetime,
                          end: dt.datetime) -> dt.datetime | None:
@@ -359,7 +192,7 @@ def first_common_opening(windows: tuple[tuple[WindowSpec, ZoneInfo, str | None],
     the number of windows and zones (and stops at the first that is closed
     all day), where jumping from one window's opening to the next could
     bounce between zones for every pair of them."""
-    step = dt.timedelta(days=1)
+    step = DAY
     low = instant
     while low <= end:
         high = low + step
@@ -407,7 +240,7 @@ def _clock_changes(zone: ZoneInfo, day: dt.date) -> list[dt.datetime]:
     """The instant the UTC offset of `zone` changes during local `day`
     (its next midnight included), if it does."""
     low, high = local_midnight(zone, day), local_midnight(zone, day + dt.timedelta(days=1))
-    change = offset_change(zone, low, high + _MICROSECOND)
+    change = offset_change(zone, low, high + MICROSECOND)
     return [] if change is None else [change]
 
 
@@ -418,7 +251,7 @@ def offset_change(zone: ZoneInfo, low: dt.datetime, high: dt.datetime) -> dt.dat
     bisection stops at a second and rounds down to it. Windows, clock-change
     openings and the compiled `until` search all cut time here."""
     before = low.astimezone(zone).utcoffset()
-    if (high - _MICROSECOND).astimezone(zone).utcoffset() == before:
+    if (high - MICROSECOND).astimezone(zone).utcoffset() == before:
         return None
     start = low
     while high - low > dt.timedelta(seconds=1):
@@ -435,7 +268,7 @@ def first_reached(reached: Callable[[dt.datetime], bool], low: dt.datetime, high
     """The first instant (to the microsecond) in (low, high] at which
     `reached` holds, given that it fails at `low` and holds at `high`: the
     search both engines use once they have bracketed a flip of a condition."""
-    while high - low > _MICROSECOND:
+    while high - low > MICROSECOND:
         middle = low + (high - low) // 2
         if reached(middle):
             high = middle
@@ -457,6 +290,23 @@ def local_day_cap_free_at(dates_newest_first: Sequence[dt.date], count: int, day
     return local_midnight(zone, dates_newest_first[count - 1] + dt.timedelta(days=days))
 
 
+def calendar_day_cap_free_at(instants_newest_first: Iterable[dt.datetime], count: int, days: int,
+                             now: dt.datetime, zone: ZoneInfo) -> dt.datetime | None:
+    """For "at most `count` per `days` calendar days" in `zone` (today
+    included), given the counted events' instants: None when under the cap
+    today, else the local midnight it frees at."""
+    today = now.astimezone(zone).date()
+    # An event a day or more before the period's first midnight is on an earlier local day whatever the
+    # clock changes (they shift the wall clock by less than a day): only the newer ones need a local date.
+    try:
+        recent = local_midnight(zone, today - dt.timedelta(days=days - 1)) - DAY
+        instants = list(itertools.takewhile(lambda at: at >= recent, instants_newest_first))
+    except OverflowError:  # a period reaching back past year 1: every event is recent
+        instants = list(instants_newest_first)
+    dates = [at.astimezone(zone).date() for at in instants]
+    return local_day_cap_free_at(dates, count, days, today, zone)
+
+
 def rolling_cap_free_at(instants_newest_first: Sequence[dt.datetime], count: int, hours: int,
                         now: dt.datetime) -> dt.datetime | None:
     """For "at most `count` per `hours` hours" over (now - hours, now]."""
@@ -465,6 +315,21 @@ def rolling_cap_free_at(instants_newest_first: Sequence[dt.datetime], count: int
     if len(in_period) < count:
         return None
     return instants_newest_first[count - 1] + period
+
+
+def period_end(at: dt.datetime, period: n.Period, zone: ZoneInfo) -> dt.datetime:
+    """When an event at `at` leaves a period after it: `period` hours later,
+    or the local midnight in `zone` that many calendar days after its local
+    day. A quiet period after the event frees then, and a `count(...)` over
+    the period stops counting it."""
+    if period.unit == "hours":
+        return at + dt.timedelta(hours=period.amount)
+    return local_midnight(zone, at.astimezone(zone).date() + dt.timedelta(days=period.amount))
+
+
+def not_before(free_at: dt.datetime) -> Callable[[dt.datetime], dt.datetime | None]:
+    """A cap or quiet period as a constraint of `next_allowed`: nothing before `free_at`."""
+    return lambda instant: max(instant, free_at)
 
 
 def next_allowed(now: dt.datetime, constraints: Iterable[Callable[[dt.datetime], dt.datetime | None]],
@@ -507,12 +372,8 @@ def describe_hours(by_day: Sequence[Ranges], holiday_ranges: Ranges, country: st
 def describe_days(weekdays: frozenset[int]) -> str:
     if len(weekdays) == 7:
         return ""
-    return " on " + ", ".join(DAY_NAMES[day] for day in sorted(weekdays))
+    return " on " + ", ".join(WEEKDAYS[day] for day in sorted(weekdays))
 
 
 def describe_ranges(ranges: Iterable[tuple[int, int]]) -> str:
-    return ", ".join(f"{_hhmm(start)}-{_hhmm(end)}" for start, end in ranges)
-
-
-def _hhmm(seconds: int) -> str:
-    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
+    return ", ".join(f"{hhmm(start)}-{hhmm(end)}" for start, end in ranges)
