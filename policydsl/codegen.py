@@ -28,9 +28,10 @@ policy file and line it came from.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import linecache
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,31 @@ _OPERATORS = {"==", "!=", "<", "<=", ">", ">="}
 # is computed up front, once per account, instead of on first use.
 _CANNOT_RAISE = (n.Literal, n.SetLiteral, n.Ref, n.ActionRef, n.NowRef, n.Compare, n.Membership, n.BoolOp, n.Not)
 _FILENAMES = itertools.count(1)
+
+
+@dataclass
+class Trace:
+    """What one traced evaluation exercised, for coverage: the rules that
+    decided something (node ids: the stage, the allow that admitted, each
+    restriction that blocked) and (node id, truth) of every condition, segment
+    and `and`/`or` operand evaluated."""
+
+    fired: set[int] = field(default_factory=set)
+    outcomes: set[tuple[int, bool]] = field(default_factory=set)
+
+
+def record_outcome(trace: Trace | None, key: int, value: Any) -> bool:
+    """`bool(value)`, recorded under `key` (`_o` in traced code; T is None
+    where the `until` search evaluates segments)."""
+    truth = bool(value)
+    if trace is not None:
+        trace.outcomes.add((key, truth))
+    return truth
+
+
+def record_fired(trace: Trace, key: int) -> None:
+    """`_f` in traced code."""
+    trace.fired.add(key)
 
 
 @dataclass
@@ -80,10 +106,11 @@ class Generator:
     """Writes one policy's module. `fields` are the account's field names
     (a name is a field or a segment, never both: the checker proved it)."""
 
-    def __init__(self, fields: Iterable[str], policy_name: str) -> None:
+    def __init__(self, fields: Iterable[str], policy_name: str, trace: bool = False) -> None:
         self.fields = frozenset(fields)
         self.policy_name = policy_name
-        self.constants: dict[str, Any] = {"_U": UNSET}
+        self.trace = trace  # record what decided what into `T` (coverage); see `Trace`
+        self.constants: dict[str, Any] = {"_U": UNSET, "_o": record_outcome, "_f": record_fired}
         self._constant_names: dict[int, str] = {}
         self.lines = _Lines()
         self._sides: dict[tuple[int, str | None], str] = {}
@@ -127,7 +154,8 @@ class Generator:
         if isinstance(expr, n.Negate):
             return f"(-{self.expr(expr.operand, action)})"
         if isinstance(expr, n.BoolOp):
-            joined = f" {expr.op} ".join(self.expr(operand, action) for operand in expr.operands)
+            joined = f" {expr.op} ".join(self._traced(operand, self.expr(operand, action))
+                                         for operand in expr.operands)
             return f"bool({joined})"
         if isinstance(expr, n.Arithmetic):
             left, right = self.expr(expr.left, action), self.expr(expr.right, action)
@@ -149,14 +177,24 @@ class Generator:
         per account: it is computed on first use and kept in a local."""
         if condition is None or not condition.tests:
             return "True"
-        value = f"bool({' and '.join(self.expr(test, action) for test in condition.tests)})"
+        value = f"bool({' and '.join(self._traced(test, self.expr(test, action)) for test in condition.tests)})"
         if condition.reads_action:
             return value
         memo = self._memo(condition)
-        if all(isinstance(node, _CANNOT_RAISE) for test in condition.tests for node in n.walk(test)):
+        # (traced, a condition is computed only where the engine needs it: coverage counts what was evaluated)
+        if not self.trace and all(isinstance(node, _CANNOT_RAISE) for test in condition.tests for node in n.walk(test)):
             self._hoisted.setdefault(memo, (value, condition.info.location))
             return memo
         return f"({memo} if {memo} is not _U else ({memo} := {value}))"
+
+    def _traced(self, node: n.Expr | n.Segment, code: str) -> str:
+        """`code`, its truth recorded under `node` when tracing."""
+        return f"_o(T, {id(node)}, {code})" if self.trace else code
+
+    def _fired(self, depth: int, key: int) -> None:
+        """When tracing: the rule `key` decided something here."""
+        if self.trace:
+            self.lines.add(depth, f"_f(T, {key})")
 
     def _memo(self, thing: object) -> str:
         name = self._memo_names.get(id(thing))
@@ -165,12 +203,13 @@ class Generator:
         return name
 
     # -- functions
-    def segments(self, segments: list[tuple[str, n.Expr, str]]) -> None:
+    def segments(self, segments: Iterable[n.Segment]) -> None:
         """`segments(V, C, H)`: each segment in order (one may read another)."""
-        self.lines.add(0, "def segments(V, C, H):")
+        self.lines.add(0, f"def segments(V, C, H{', T' if self.trace else ''}):")
         self.lines.add(1, "S = {}")
-        for name, condition, location in segments:
-            self.lines.add(1, f"S[{name!r}] = bool({self.expr(condition, None)})", location)
+        for segment in segments:
+            value = self._traced(segment, f"bool({self.expr(segment.condition, None)})")
+            self.lines.add(1, f"S[{segment.name!r}] = {value}", segment.span.location)
         self.lines.add(1, "return S")
 
     def _start(self) -> None:
@@ -197,7 +236,8 @@ class Generator:
         self.lines = outer
         name = f"stage_{index}"
         self.lines.add(0, "")
-        self.lines.add(0, f"def {name}(V, C, H, S, zones, events):", f"stage {stage}" if stage else "")
+        self.lines.add(0, f"def {name}(V, C, H, S, zones, events{', T' if self.trace else ''}):",
+                       f"stage {stage}" if stage else "")
         self.lines.add(1, "now = C.now")
         self.lines.add(1, "allowed = []")
         self.lines.add(1, "allowed_by = {}")
@@ -230,6 +270,7 @@ class Generator:
             for condition, entry in plan.forbids:
                 emit(1, f"if {self.test(condition, action)}:", condition.info.location)
                 emit(2, f"blocked.append({self.constant(entry)})")
+                self._fired(2, condition.key)
             if admitted is not False:
                 if plan.forbids or admitted is None:
                     emit(1, "if len(blocked) == mark:")
@@ -242,6 +283,7 @@ class Generator:
         for condition, entry in plan.forbids:
             emit(1, f"if {self.test(condition, action)}:", condition.info.location)
             emit(2, f"r.append({self.constant(entry)})")
+            self._fired(2, condition.key)
         emit(1, "untimed = bool(r)")
         emit(1, "w = []")
         for window in plan.windows:
@@ -267,12 +309,15 @@ class Generator:
             if test == "True":
                 if keyword == "if":
                     emit(1, set_admitted, condition.info.location)
+                    self._fired(1, condition.key)
                     return True
                 emit(1, "else:")
                 emit(2, set_admitted, condition.info.location)
+                self._fired(2, condition.key)
                 return None
             emit(1, f"{keyword} {test}:", condition.info.location)
             emit(2, set_admitted)
+            self._fired(2, condition.key)
             keyword = "elif"
         if keyword == "if":
             emit(1, "p = None")
@@ -295,6 +340,7 @@ class Generator:
                        window.info.location)
         self.lines.add(depth, "if s[1]:")
         self.lines.add(depth + 1, f"r.append(('window', s[1], {self.constant(window.info)}))")
+        self._fired(depth + 1, window.key)
         self.lines.add(depth, f"w.append(({rule}, s[0]))")
 
     def _counter(self, counter: _Counter) -> None:
@@ -305,12 +351,16 @@ class Generator:
         self.lines.add(depth, "if b is not None:")
         self.lines.add(depth + 1, f"r.append(({counter.kind!r}, b[0], {self.constant(counter.info)}))")
         self.lines.add(depth + 1, "f.append(b[1])")
+        self._fired(depth + 1, counter.key)
 
     def admits(self, index: int, action: str, plan: _ActionPlan) -> str:
-        """`admits_<index>(V, C, H, S)`: an allow admits `action`, no forbid blocks it."""
+        """`admits_<index>(V, C, H, S)`: an allow admits `action`, no forbid
+        blocks it (never traced: coverage counts what decided `now`, not the
+        instants the `until` search tries)."""
         self._start()
-        allows = " or ".join(self.test(condition, action) for _, condition in plan.allows) or "False"
-        forbids = " or ".join(self.test(condition, action) for condition, _ in plan.forbids) or "False"
+        with self._untraced():
+            allows = " or ".join(self.test(condition, action) for _, condition in plan.allows) or "False"
+            forbids = " or ".join(self.test(condition, action) for condition, _ in plan.forbids) or "False"
         name = f"admits_{index}"
         self.lines.add(0, "")
         self.lines.add(0, f"def {name}(V, C, H, S):", f"{action} (until)")
@@ -326,8 +376,17 @@ class Generator:
             name = self._sides[key] = f"side_{len(self._sides)}"
             self.lines.add(0, "")
             self.lines.add(0, f"def {name}(V, C, H, S):", expr.span.location)
-            self.lines.add(1, f"return {self.expr(expr, action)}")
+            with self._untraced():
+                self.lines.add(1, f"return {self.expr(expr, action)}")
         return name
+
+    @contextlib.contextmanager
+    def _untraced(self) -> Iterator[None]:
+        tracing, self.trace = self.trace, False
+        try:
+            yield
+        finally:
+            self.trace = tracing
 
     # -- the module
     def compile(self, runtime: dict[str, Any]) -> Module:

@@ -33,7 +33,7 @@ from .clock import (
     rolling_cap_free_at,
     window_spec,
 )
-from .codegen import Generator
+from .codegen import Generator, Trace
 from .decision import Blocked, Contact, Decision, Evidence, HistoryFact, RuleInfo
 from .engine import Engine
 from .errors import AccountError
@@ -158,6 +158,7 @@ class _Condition:
     info: RuleInfo
     reads_action: bool = False
     message: str = ""  # a forbid's reason, built once
+    key: int = 0  # id() of its rule's node: what a traced evaluation reports as having decided (coverage)
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,7 @@ class _Window:
     info: RuleInfo
     applies: _Condition | None = None  # the window exists only where this holds
     scope: str = ""  # " (applies where ...)" in its messages
+    key: int = 0  # id() of its rule's node (coverage)
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,7 @@ class _Counter:
     label: str  # what the rule is about, for messages
     applies: _Condition | None = None  # the cap or quiet period exists only where this holds
     scope: str = ""  # " (applies where ...)" in its messages
+    key: int = 0  # id() of its rule's node (coverage)
 
 
 @dataclass
@@ -209,6 +212,7 @@ class _Stage:
     low: int | None
     high: int | None
     info: RuleInfo | None
+    key: int = 0  # id() of its node (coverage)
 
 
 class Policy(Engine):
@@ -216,14 +220,20 @@ class Policy(Engine):
     and one instance may serve many threads: its only mutable state is
     bounded caches of facts that depend on the zone and the instant alone
     (local clocks, window messages), where a lost or repeated entry changes
-    nothing but time."""
+    nothing but time.
 
-    def __init__(self, model: Model) -> None:
+    With `trace=True` the generated code also records what decided what
+    (`trace()`, for `policy test --coverage`): the same evaluator, observed,
+    never a second implementation. A tracing instance is for one thread."""
+
+    def __init__(self, model: Model, *, trace: bool = False) -> None:
         super().__init__(model)
+        self.tracing = trace
+        self._current: Trace | None = None
         self._fields = model.fields
         self._schema = [self._field_reader(f) for f in model.fields.values()]
         self._stages = [_Stage(s.name, s.low, s.high, model.info(s, f"{s.name} {s.describe()}",
-                                                                 (model.stage_field or "",)))
+                                                                 (model.stage_field or "",)), id(s))
                         for s in model.stages]
         self._no_stage = self._no_stage_info(model)
         self._segment_names = tuple(s.name for s in model.segments)
@@ -233,7 +243,7 @@ class Policy(Engine):
         stage_names: list[str | None] = [s.name for s in model.stages] or [None]
         if model.stages:
             stage_names.append(None)  # accounts outside every stage
-        self._generator = Generator(model.fields, f"{self.name} {self.version} ({model.policy.path})")
+        self._generator = Generator(model.fields, f"{self.name} {self.version} ({model.policy.path})", trace)
         self._sides: list[_Side] = []
         self._plans = {stage: self._plan(stage) for stage in stage_names}
         self._clocks: dict[tuple[ZoneInfo, dt.datetime], Clock] = {}
@@ -264,7 +274,8 @@ class Policy(Engine):
             if allow.stage is not None and allow.stage != stage:
                 continue
             condition = _Condition(() if allow.condition is None else (allow.condition,),
-                                   model.info(allow, reads=names_read(allow.condition)), _reads_action(allow.condition))
+                                   model.info(allow, reads=names_read(allow.condition)), _reads_action(allow.condition),
+                                   key=id(allow))
             for action in model.expand_in_order(allow.targets):
                 plans[action].allows.append((priority, condition))
                 priority += 1
@@ -320,25 +331,26 @@ class Policy(Engine):
             # from a conditional include, the forbid exists only where the include's conditions hold
             tests = (*rule.applies, *(() if rule.condition is None else (rule.condition,)))
             info = model.info(rule, reads=tuple(dict.fromkeys((*applies_reads, *names_read(rule.condition)))))
-            return _Condition(tests, info, _reads_action(rule.condition), _with_reason("forbidden" + scope, info))
+            return _Condition(tests, info, _reads_action(rule.condition), _with_reason("forbidden" + scope, info),
+                              id(rule))
         applies = None
         if rule.applies:
-            applies = _Condition(tuple(rule.applies), model.info(rule))
+            applies = _Condition(tuple(rule.applies), model.info(rule), key=id(rule))
         if isinstance(rule, n.Window):
             country = rule.holidays.value if isinstance(rule.holidays, n.Literal) else None
             country_field = rule.holidays.name if isinstance(rule.holidays, n.Ref) else None
             reads = tuple(dict.fromkeys(name for name in (*applies_reads, model.zone_field, country_field) if name))
             return _Window(window_spec(rule), country, country_field,  # type: ignore[arg-type]
-                           model.info(rule, reads=reads), applies, scope)
+                           model.info(rule, reads=reads), applies, scope, id(rule))
         if isinstance(rule, n.Limit):
             counted = rule.counted or rule.targets
             return _Counter("limit", frozenset(model.expand(counted, with_events=True)),
                             frozenset(rule.outcomes) if rule.outcomes is not None else None, rule.exclude,
                             rule.count, rule.period, model.info(rule, reads=applies_reads), str(rule.targets),
-                            applies, scope)
+                            applies, scope, id(rule))
         return _Counter("quiet", frozenset(model.expand(rule.after, with_events=True)), frozenset(rule.outcomes),
                         False, 1, rule.period, model.info(rule, reads=applies_reads), "/".join(rule.outcomes),
-                        applies, scope)
+                        applies, scope, id(rule))
 
     def required_fields(self) -> set[str]:
         """Fields an input must carry: those without a default."""
@@ -371,7 +383,7 @@ class Policy(Engine):
         """Generate and compile the module: segments, one function per stage,
         and what the `until` search of a time-dependent action calls."""
         generator = self._generator
-        generator.segments([(s.name, s.condition, s.span.location) for s in self.model.segments])
+        generator.segments(self.model.segments)
         names = {stage: generator.stage(index, stage, plans)
                  for index, (stage, plans) in enumerate(self._plans.items())}
         timed = [(action, plan) for plans in self._plans.values() for action, plan in plans.items() if plan.timing]
@@ -394,10 +406,13 @@ class Policy(Engine):
         # time, so `now - 24 hours` on a DST day would not be 24 elapsed hours.
         now = now.astimezone(dt.UTC)
         events = sorted((c for c in history if c.at <= now), key=_time_of, reverse=True)
-        ctx = self._context(values, events, zones[0], now)
+        traced = (self._current,) if self.tracing else ()
+        ctx = self._context(values, events, zones[0], now, traced)
         stage = self._stage_of(values)
+        if traced and stage is not None and stage.key:
+            self._current.fired.add(stage.key)  # type: ignore[union-attr]
         allowed, allowed_by, blocked = self._stage_code[stage.name if stage else None](
-            values, ctx.clock, ctx.history, ctx.segments, zones, events)
+            values, ctx.clock, ctx.history, ctx.segments, zones, events, *traced)
         evidence = Evidence(values, stage.info if stage else self._no_stage, self.stage_field, allowed_by,
                             self._segment_infos, dict(ctx.history.facts))
         return Decision(str(values["id"]) if "id" in values else None, stage.name if stage else None,
@@ -416,12 +431,28 @@ class Policy(Engine):
             clock = self._clocks[key] = Clock(now, now.astimezone(zone))
         return clock
 
-    def _context(self, values: dict[str, Any], events: list[Contact], zone: ZoneInfo, now: dt.datetime
-                 ) -> _Context:
-        """What the generated code reads at instant `now`, segments decided."""
+    def trace(self, account: Mapping[str, Any], history: Iterable[Contact] = (), *, now: dt.datetime
+              ) -> tuple[Decision, Trace]:
+        """`evaluate`, and what decided what (a tracing instance only). An
+        error decision keeps what was evaluated before the error."""
+        if not self.tracing:
+            raise ValueError("trace() needs a Policy compiled with trace=True")
+        self._current = trace = Trace()
+        try:
+            return self.evaluate(account, history, now=now), trace
+        finally:
+            self._current = None
+
+    def _context(self, values: dict[str, Any], events: list[Contact], zone: ZoneInfo, now: dt.datetime,
+                 traced: tuple[Trace | None, ...] = ()) -> _Context:
+        """What the generated code reads at instant `now`, segments decided
+        (recorded into `traced` when given: the instant decided, not the
+        instants the `until` search tries)."""
         clock = self._clock(zone, now)
         history = _HistoryView(events, zone, clock, self._history_actions)
-        return _Context(values, clock, history, self._segments_of(values, clock, history))
+        if self.tracing and not traced:
+            traced = (None,)
+        return _Context(values, clock, history, self._segments_of(values, clock, history, *traced))
 
     def _finish(self, plan: _ActionPlan, action: str, reasons: list[Blocked | _Reason], untimed: bool,
                 windows: list[tuple[_Window, str | None]], frees: list[dt.datetime], values: dict[str, Any],

@@ -5,10 +5,10 @@ policies' own test files."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import textwrap
 import xml.etree.ElementTree as ET
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from policydsl import PolicyError, load_policy
+from policydsl import Policy, PolicyError, load_policy
 from policydsl import testing as t
 from policydsl.cli import main
 from policydsl.testing import format as test_format
@@ -399,10 +399,10 @@ def _relayout(source: str, separator: str) -> str:
 def _coverage_of(policy_path: Path, cases: tuple[t.Case, ...]) -> t.PolicyCoverage:
     policy = load_policy(policy_path)
     coverage = t.PolicyCoverage(policy.model)
-    tracer = t.Tracer(coverage)
+    traced = Policy(policy.model, trace=True)
     for case in cases:
         account = t.account_values(case, policy)
-        coverage.record(tracer.trace(account, t.contacts(case, account), case.now))
+        coverage.record(traced.trace(account, t.contacts(case, account), now=case.now)[1])
     return coverage
 
 
@@ -432,22 +432,40 @@ def test_coverage_does_not_change_when_a_policy_is_reformatted(tmp_path: Path) -
     assert all(value == measured["shipped"] for value in measured.values()), measured
 
 
-def test_the_tracer_blocks_exactly_what_the_engine_blocks_in_every_shipped_case() -> None:
-    """Coverage is recorded by a second, instrumented evaluation; it must see
-    the same blocks, by the same rules, as the compiled engine decided."""
+def test_the_traced_evaluator_decides_exactly_as_the_untraced_one_in_every_shipped_case() -> None:
+    """Coverage observes the compiled evaluator itself, built with tracing:
+    recording must change no decision."""
     for name in SHIPPED:
         scenarios = t.load_test_file(SHIPPED_TESTS / f"{name}.test.yaml")
         policy = load_policy(scenarios.policy_path)
-        tracer = t.Tracer(t.PolicyCoverage(policy.model))
+        traced = Policy(policy.model, trace=True)
         for case in scenarios.cases:
             account = t.account_values(case, policy)
             history = t.contacts(case, account)
-            decision = policy.evaluate(account, history, now=case.now)
-            traced = tracer.trace(account, history, case.now)
-            mine = Counter((a, k, policy.model.ids[s] if s else None) for a, k, s in traced.blocked)
-            theirs = Counter((b.action, b.kind, None if b.kind == "not_allowed" else b.rule.id)
-                             for b in decision.blocked)
-            assert mine == theirs, (name, case.name)
+            decision, _ = traced.trace(account, history, now=case.now)
+            assert decision.to_dict() == policy.evaluate(account, history, now=case.now).to_dict(), case.name
+
+
+def test_the_shipped_suite_covers_what_it_covered_when_coverage_was_measured_by_a_separate_walk() -> None:
+    """The figures the reference-based Tracer measured (2026-12-03), before
+    coverage moved into the generated evaluator: the same items seen."""
+    runner = t.Runner(coverage=True)
+    for path in sorted(SHIPPED_TESTS.glob("*.test.yaml")):
+        runner.run_path(str(path))
+    measured = {Path(key).name: (coverage.cases, [coverage.counts(category) for category in t.CATEGORIES])
+                for key, coverage in runner.coverage.items()}
+    assert measured == {
+        "cn_collection_baseline.policy": (29, [(10, 10), (0, 0), (1, 1), (5, 5)]),
+        "ecommerce_consumer_loan.policy": (95, [(38, 39), (5, 5), (7, 7), (41, 41)]),
+        "us_reg_f.policy": (49, [(11, 11), (0, 0), (0, 0), (7, 7)]),
+        "us_state_rules.policy": (23, [(12, 12), (0, 0), (0, 0), (8, 8)]),
+    }
+
+
+def test_trace_needs_a_tracing_policy() -> None:
+    policy = load_policy(POLICIES / "us_reg_f.policy")
+    with pytest.raises(ValueError, match="trace=True"):
+        policy.trace({"id": "A1"}, now=dt.datetime(2025, 6, 4, tzinfo=dt.UTC))
 
 
 # ------------------------------------------------------------ the command

@@ -11,12 +11,11 @@ documented in docs/testing.md). The package follows the life of a file:
   file, the case and the key, never a vacuous pass (`check_against_policy`);
 - `running`: deciding each case with the compiled engine (`load_policy`),
   the one services embed, and comparing (`Runner`, `compare`, `failure_text`);
-- `coverage`: with coverage on, each case is evaluated a second time by
-  `Tracer`, an instrumented walk built from the reference interpreter's
-  pieces (`reference.py`), which records which rules decided something and
-  which outcome each operand of every `and`/`or` had. Coverage items are
-  syntax-tree nodes, not lines, so reformatting a policy never changes its
-  percentage (`PolicyCoverage`);
+- `coverage`: with coverage on, each case is decided by the same compiled
+  evaluator built with tracing, which records which rules decided something
+  and which outcome each condition and operand of every `and`/`or` had.
+  Coverage items are syntax-tree nodes, not lines, so reformatting a policy
+  never changes its percentage (`PolicyCoverage`);
 - `junit`: JUnit XML of the results (`junit_xml`).
 
 The names below are the package's public API (what the CLI and embedders
@@ -26,7 +25,7 @@ import as `from policydsl.testing import ...`).
 from __future__ import annotations
 
 from .binding import check_against_policy
-from .coverage import CATEGORIES, CaseTrace, CoverageItem, CoverageRow, PolicyCoverage, Tracer
+from .coverage import CATEGORIES, CoverageItem, CoverageRow, PolicyCoverage
 from .format import (
     KINDS,
     MAX_TEST_FILE_BYTES,
@@ -71,7 +70,6 @@ __all__ = [
     "BlockedSpec",
     "Case",
     "CaseResult",
-    "CaseTrace",
     "CoverageItem",
     "CoverageRow",
     "Expect",
@@ -83,7 +81,6 @@ __all__ = [
     "Runner",
     "ScenarioFile",
     "TestFileError",
-    "Tracer",
     "account_values",
     "check_against_policy",
     "compare",

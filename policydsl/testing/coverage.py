@@ -1,25 +1,21 @@
 """Coverage of a policy by its test cases.
 
-With coverage on, each case is evaluated a second time by `Tracer`, an
-instrumented walk built from the reference interpreter's pieces
-(`reference.py`), which records which rules decided something and which
-outcome each operand of every `and`/`or` had. `PolicyCoverage` counts its
-items by syntax-tree node, not by line, so reformatting a policy never
-changes its percentage.
+With coverage on, the cases are decided by the compiled evaluator built
+with tracing (`Policy(model, trace=True)`): the same generated code, which
+also records which rules decided something and which outcome each condition,
+segment and operand of every `and`/`or` had (`codegen.Trace`). What coverage
+observes is therefore the evaluator that decides, not a copy of it.
+`PolicyCoverage` counts its items by syntax-tree node, not by line, so
+reformatting a policy never changes its percentage.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from .. import nodes as n
-from .. import reference as ref
-from ..decision import Contact
-from ..errors import AccountError
+from ..codegen import Trace
 from ..model import Model
 
 
@@ -126,7 +122,7 @@ class PolicyCoverage:
                 found.extend(self._item(operand, "operand", both=True) for operand in node.operands)
         return found
 
-    def record(self, trace: CaseTrace) -> None:
+    def record(self, trace: Trace) -> None:
         self.cases += 1
         for key, value in trace.outcomes:
             item = self.by_node.get(key)
@@ -164,113 +160,3 @@ class PolicyCoverage:
                 parts.append(f"{category}s {covered}/{total}")
         covered, total = self.counts()
         return f"{self.percent:.1f}% ({covered}/{total}: {', '.join(parts)}) over {self.cases} case(s)"
-
-
-@dataclass
-class CaseTrace:
-    """What one evaluation exercised: node ids that decided something, and
-    (node id, outcome) of every condition and operand evaluated."""
-
-    fired: set[int] = field(default_factory=set)
-    outcomes: set[tuple[int, bool]] = field(default_factory=set)
-    blocked: list[tuple[str, str, n.Span | None]] = field(default_factory=list)  # (action, kind, rule span)
-
-
-class Tracer:
-    """Evaluates a case again, walking the syntax tree as the reference
-    interpreter does (its value, window and counting functions are reused)
-    and recording what decided what. It leaves out `until`, which coverage
-    does not need. Not a second engine: the decision tested is the compiled
-    one; tests/test_testing.py checks both agree on every shipped case."""
-
-    def __init__(self, coverage: PolicyCoverage) -> None:
-        self.model = coverage.model
-        self.reference = ref.ReferencePolicy(self.model)
-        self.current = CaseTrace()
-
-    def trace(self, account: dict[str, Any], history: Sequence[Contact], now: dt.datetime) -> CaseTrace:
-        self.current = CaseTrace()
-        try:
-            values = self.reference.read_account(account)
-            self._decide(values, history, now)
-        except (AccountError, ArithmeticError, OverflowError):
-            pass  # an error decision: what was evaluated before it still counts
-        return self.current
-
-    def _decide(self, values: dict[str, Any], history: Sequence[Contact], now: dt.datetime) -> None:
-        model, trace = self.model, self.current
-        zones: tuple[ZoneInfo, ...] = values[model.zone_field] if model.zone_field else (ZoneInfo("UTC"),)
-        now = now.astimezone(dt.UTC)
-        events = [Contact(c.account_id, c.action, c.at.astimezone(dt.UTC), c.outcome) for c in history]
-        env = ref.Env(values, now, now.astimezone(zones[0]), history=[c for c in events if c.at <= now], model=model)
-        for segment in model.segments:
-            member = bool(self.eval(segment.condition, env))
-            env.segments[segment.name] = member
-            trace.outcomes.add((id(segment), member))
-        stage = self.reference.stage_of(values)
-        if stage is not None:
-            trace.fired.add(id(stage))
-        stage_name = stage.name if stage else None
-        past = [Contact(c.account_id, c.action, c.at.astimezone(dt.UTC), c.outcome) for c in history]
-        past = [contact for contact in past if contact.at <= now]
-        for action in model.actions:
-            env.action = action
-            for _, allow in self.reference.allow_entries(action, stage_name):
-                if allow.condition is None or self.condition(allow.condition, env):
-                    trace.fired.add(id(allow))
-                    break
-            else:
-                trace.blocked.append((action, "not_allowed", None))
-            for rule in model.restrictions:
-                if ref.applies(rule, stage_name) and action in model.expand(rule.targets) \
-                        and all(self.condition(condition, env) for condition in rule.applies):
-                    kind = self._blocks(rule, values, zones, now, past, env)
-                    if kind:
-                        trace.fired.add(id(rule))
-                        trace.blocked.append((action, kind, rule.span))
-
-    def _blocks(self, rule: n.Restriction, values: dict[str, Any], zones: tuple[ZoneInfo, ...], now: dt.datetime,
-                past: list[Contact], env: ref.Env) -> str | None:
-        if isinstance(rule, n.Forbid):
-            held = rule.condition is None or self.condition(rule.condition, env)
-            return "forbidden" if held else None
-        if isinstance(rule, n.Window):
-            country = self.reference.country(rule, values)
-            outside = any(not ref.inside_window(rule, zone, now, country) for zone in zones)
-            return "window" if outside else None
-        counted = [contact for contact in past if ref.counts_event(rule, self.model, contact)]
-        if any(ref.counter_block(rule, zone, now, counted) for zone in zones):
-            return ref.kind_of(rule)
-        return None
-
-    def condition(self, expr: n.Expr, env: ref.Env) -> bool:
-        """A `when`, its outcome recorded."""
-        value = bool(self.eval(expr, env))
-        self.current.outcomes.add((id(expr), value))
-        return value
-
-    def eval(self, node: n.Expr, env: ref.Env) -> Any:
-        """`reference.eval_expr`, recording the outcome of every `and`/`or`
-        operand it evaluates (left to right, stopping when the answer is known)."""
-        if isinstance(node, n.BoolOp):
-            stop = node.op == "or"  # `or` stops at the first true operand, `and` at the first false
-            for operand in node.operands:
-                value = bool(self.eval(operand, env))
-                self.current.outcomes.add((id(operand), value))
-                if value == stop:
-                    return stop
-            return not stop
-        if isinstance(node, n.Not):
-            return not self.eval(node.operand, env)
-        if isinstance(node, n.Negate):
-            return -self.eval(node.operand, env)
-        if isinstance(node, n.Arithmetic):
-            return ref.arithmetic(node.op, self.eval(node.left, env), self.eval(node.right, env))
-        if isinstance(node, n.Compare):
-            return ref.COMPARE[node.op](self.eval(node.left, env), self.eval(node.right, env))
-        if isinstance(node, n.Membership):
-            found = self.eval(node.item, env) in self.eval(node.container, env)
-            return not found if node.negated else found
-        if isinstance(node, n.Call):
-            return ref.call(node.name, [self.eval(arg, env) for arg in node.args], env)
-        return ref.eval_expr(node, env)  # literals, names, `action`, `now`: nothing to record

@@ -19,7 +19,7 @@ from ..compiler import Policy
 from ..decision import Blocked, Contact, Decision, format_instant
 from ..errors import PolicyError
 from .binding import _resolved, check_against_policy
-from .coverage import PolicyCoverage, Tracer
+from .coverage import PolicyCoverage
 from .format import _UNSET, BlockedSpec, Case, ReasonSpec, ScenarioFile, TestFileError, load_test_file
 
 
@@ -179,7 +179,7 @@ class Runner:
         self.with_coverage = coverage
         self.policies: dict[str, Policy] = {}
         self.coverage: dict[str, PolicyCoverage] = {}  # by the policy's resolved path
-        self.tracers: dict[str, Tracer] = {}
+        self.traced: dict[str, Policy] = {}  # the same policies compiled with tracing, for coverage
 
     def policy(self, path: str) -> Policy:
         key = _resolved(path)
@@ -210,23 +210,25 @@ class Runner:
     def run(self, scenarios: ScenarioFile, policy: Policy) -> FileResult:
         check_against_policy(scenarios, policy)
         coverage: PolicyCoverage | None = None
-        tracer: Tracer | None = None
+        traced: Policy | None = None
         if self.with_coverage:
             key = _resolved(policy.path)
             if key not in self.coverage:
                 self.coverage[key] = PolicyCoverage(policy.model)
-                self.tracers[key] = Tracer(self.coverage[key])
-            coverage, tracer = self.coverage[key], self.tracers[key]
+                self.traced[key] = Policy(policy.model, trace=True)
+            coverage, traced = self.coverage[key], self.traced[key]
         out = FileResult(scenarios.path, policy.path)
         for case in scenarios.cases:
             account = account_values(case, policy)
             history = contacts(case, account)
             started = time.perf_counter()
-            decision = policy.evaluate(account, history, now=case.now)
+            if coverage is not None and traced is not None:
+                decision, trace = traced.trace(account, history, now=case.now)
+                coverage.record(trace)
+            else:
+                decision = policy.evaluate(account, history, now=case.now)
             seconds = time.perf_counter() - started
             out.results.append(CaseResult(case, decision, compare(case, decision, policy), seconds))
-            if coverage is not None and tracer is not None:
-                coverage.record(tracer.trace(account, history, case.now))
         return out
 
 
