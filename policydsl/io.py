@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import json
 import os
 import signal
@@ -81,6 +82,8 @@ def _open_text(path: str) -> IO[str]:
 def _bad_bytes(cells: list[str], columns: Iterable[int] | None = None) -> int | None:
     """Index of the first cell (among `columns`) holding bytes that were not
     UTF-8; ASCII cells, the usual case, are skipped without a scan."""
+    if columns is None and "".join(cells).isascii():  # the usual row, checked in one C call
+        return None
     for index in range(len(cells)) if columns is None else columns:
         cell = cells[index]
         if not cell.isascii() and any("\udc80" <= char <= "\udcff" for char in cell):
@@ -368,9 +371,21 @@ class Vocabulary:
         always counts; an unknown outcome only when the outcomes are declared
         or it is a spelling variant of a known one (other free-text outcomes
         are what history files carry and no rule reads)."""
-        if action in self.actions and (not outcome or outcome in self.outcomes):
+        if self.knows(action, outcome):
             return None
         return _unknown_name(self, action, outcome)
+
+    def knows(self, action: str, outcome: str) -> bool:
+        """Whether a row names only known names (the check every row pays)."""
+        return action in self._action_set and (not outcome or outcome in self._outcome_set)
+
+    @functools.cached_property
+    def _action_set(self) -> frozenset[str]:
+        return frozenset(self.actions)
+
+    @functools.cached_property
+    def _outcome_set(self) -> frozenset[str]:
+        return frozenset(self.outcomes)
 
 
 @lru_cache(maxsize=65536)  # a history repeats a few names on millions of rows; the spelling search is slow
@@ -481,7 +496,7 @@ class HistoryFile:
                 contact = _read_contact(facts, path, record, header, index)
                 if contact is None:
                     continue
-                if vocabulary is not None:
+                if vocabulary is not None and not vocabulary.knows(contact.action, contact.outcome):
                     facts.note_unknown(contact.account_id, f"{path}:{record.line}", vocabulary, contact)
                 yield contact
 
