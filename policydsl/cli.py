@@ -192,21 +192,16 @@ def run(policy_path: str, accounts_path: str, history_path: str | None, now_text
     started = time.perf_counter()
     with contextlib.ExitStack() as resources:
         try:
-            history = resources.enter_context(_open_run_history(policy, history_path, accounts_path))
+            history = resources.enter_context(_open_run_history(policy, history_path, accounts_path, strict))
             rows = read_accounts(accounts_path, policy.required_fields(), set(policy.model.fields))
             check_outputs({"-o": output_path, "--errors": errors_path},
                           [*policy.model.sources, accounts_path, *([history_path] if history_path else [])])
         except InputError as error:
             _stderr().print(f"[red]error:[/] {escape(str(error))}")
             sys.exit(EXIT_UNUSABLE)
-        facts = history.facts
+        facts = history.facts  # complete once the run has read the whole history (`unmatched()`)
         if strict and rows.notes:
             _refuse_strict(rows.notes)
-        for problem in facts.problems:
-            _stderr().print(f"[yellow]history:[/] {visible(problem)}")
-        if strict:
-            for account_id, why in facts.refused.items():
-                facts.broken.setdefault(account_id, why)
         stats = _RunStats()
         try:
             with atomic_output(output_path) as out, _optional_output(errors_path) as rejected_handle:
@@ -220,6 +215,8 @@ def run(policy_path: str, accounts_path: str, history_path: str | None, now_text
         except (InputError, WorkerError) as error:  # an output that cannot be created or written, a dead worker
             _stderr().print(f"[red]error:[/] {escape(str(error))}")
             sys.exit(EXIT_UNUSABLE)
+    for problem in facts.problems:
+        _stderr().print(f"[yellow]history:[/] {visible(problem)}")
     if now_text is None:
         report.insert(0, f"decided at {format_exact_instant(now)} (the current instant; "
                          "pass --now to decide at another)")
@@ -232,7 +229,8 @@ def run(policy_path: str, accounts_path: str, history_path: str | None, now_text
     sys.exit(EXIT_PROBLEMS if stats.errors or facts.problems else EXIT_OK)
 
 
-def _open_run_history(policy: Policy | ReferencePolicy, history_path: str | None, accounts_path: str) -> RunHistory:
+def _open_run_history(policy: Policy | ReferencePolicy, history_path: str | None, accounts_path: str,
+                      strict: bool) -> RunHistory:
     """The run's contact history, found by a join or an index on disk
     (`policydsl.history`), or none without `--history`."""
     if history_path is None:
@@ -241,7 +239,7 @@ def _open_run_history(policy: Policy | ReferencePolicy, history_path: str | None
     def account_ids() -> Iterator[str | None]:
         return (row.account_id for row in read_accounts(accounts_path, set(), set(policy.model.fields)))
 
-    return open_history(history_path, Vocabulary.of(policy.model), accounts_path, account_ids)
+    return open_history(history_path, Vocabulary.of(policy.model), accounts_path, account_ids, strict)
 
 
 def _refuse_strict(notes: list[str]) -> None:

@@ -13,11 +13,17 @@ first decision:
   looked up as its row comes. Memory holds SQLite's bounded page cache.
 
 Why the path is chosen by a pre-pass rather than by noticing, mid-run, an
-account out of order: the run reports how many history rows belong to no
-account of the run, which a join that has already passed rows cannot
-reconstruct for the accounts still to come without a set of every id seen.
-Reading both files once first is cheap (no evaluation) and settles it;
-a file that cannot be read twice (standard input, a pipe) is indexed.
+account out of order: a join that has already decided accounts cannot go
+back to another way of finding contacts. The pre-pass reads only the id
+column of both files, with the csv module alone, so it costs a fraction of
+reading the history once; a row it might read differently from the full
+reader (a field over several lines, a byte-order mark inside an id, a field
+count that differs from the header's, anything the csv module refuses)
+sends the run to the index instead. The pre-pass checks every row's id,
+unreadable rows included: a join reads all of an account's rows before
+that account is decided, so an unreadable row or a row `--strict` refuses
+is known in time and no account is ever decided on part of its history. A
+file that cannot be read twice (standard input, a pipe) is indexed.
 
 Why SQLite rather than an external sort by id: the accounts come in any
 order and their decisions must come out in that order, so a history sorted
@@ -29,12 +35,14 @@ with one query over a table of the ids that matched.
 Both ways give each account exactly the contacts, in exactly the file
 order, that `io.read_history` would; the facts about the file (problems,
 broken accounts, unknown vocabulary, byte-order marks, row count) come from
-one complete `HistoryFile` read.
+one complete `HistoryFile` read: before the run for the index, during it
+for the join (complete once `unmatched()` has read the rest).
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import datetime as dt
 import os
 import sqlite3
@@ -44,7 +52,8 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 
 from .decision import Contact
-from .io import HistoryFacts, HistoryFile, InputError, Vocabulary
+from .inputs import normalise_id
+from .io import HistoryFacts, HistoryFile, InputError, Vocabulary, open_text
 
 
 class RunHistory:
@@ -81,23 +90,24 @@ class RunHistory:
 
 
 def open_history(path: str, vocabulary: Vocabulary, accounts_path: str,
-                 account_ids: Callable[[], Iterator[str | None]]) -> RunHistory:
+                 account_ids: Callable[[], Iterator[str | None]], strict: bool = False) -> RunHistory:
     """The contact history at `path` for the accounts at `accounts_path`,
     joined in order when both are sorted by account id, else indexed on disk.
     `account_ids` reads the accounts' ids afresh, as the run will see them.
-    Raises InputError for a history that cannot be used."""
+    With `strict`, an account with a history row naming an unknown action or
+    outcome is broken (decided by no rule). Raises InputError for a history
+    that cannot be used."""
+    contacts = HistoryFile(path, vocabulary)  # the header checked before anything else
     if not _rereadable(path):
-        return _Indexed(HistoryFile(path, vocabulary), "history not a regular file: order not checked")
-    checked = HistoryFile(path, vocabulary)
-    if not _in_order(contact.account_id for contact in checked):
-        checked.close()
-        return _Indexed(HistoryFile(path, vocabulary), "history not sorted by account id")
-    if not _rereadable(accounts_path):
-        return _Indexed(HistoryFile(path), "accounts not a regular file: order not checked",
-                        checked.facts)
-    if not _in_order(account_ids()):  # (a read stopped early is closed as the generator is dropped)
-        return _Indexed(HistoryFile(path), "accounts not sorted by account id", checked.facts)
-    return _Joined(checked.facts, HistoryFile(path), accounts_path)
+        return _Indexed(contacts, "history not a regular file: order not checked", strict)
+    why = _history_order(path)
+    if why is None and not _rereadable(accounts_path):
+        why = "accounts not a regular file: order not checked"
+    elif why is None and not _in_order(account_ids()):  # (a read stopped early is closed as its generator is dropped)
+        why = "accounts not sorted by account id"
+    if why is not None:
+        return _Indexed(contacts, why, strict)
+    return _Joined(contacts, accounts_path, strict)
 
 
 def _rereadable(path: str) -> bool:
@@ -109,6 +119,31 @@ def _rereadable(path: str) -> bool:
         return stat.S_ISREG(os.stat(path).st_mode)
     except (OSError, ValueError):
         return False
+
+
+def _history_order(path: str) -> str | None:
+    """Why a history file cannot be joined (None: the ids of all its rows
+    never decrease), read cheaply (see the module docstring): it is out of
+    order, or holds a row the full reader might read otherwise."""
+    try:
+        with open_text(path) as handle:
+            reader = csv.reader(handle)
+            names = [name.replace("\ufeff", "").strip() for name in next(reader, [])]
+            column = names.index("account_id")  # (the full reader has checked the header)
+            in_order = _in_order(_plain_id(cells, column, len(names)) for cells in reader if cells and cells != [""])
+    except (csv.Error, InputError, OSError, ValueError, _Unusual):
+        return "history rows the order check does not read alone: a field over several lines or of odd width"
+    return None if in_order else "history not sorted by account id"
+
+
+class _Unusual(Exception):
+    """A row the cheap order check does not trust itself to read as the full reader does."""
+
+
+def _plain_id(cells: list[str], column: int, width: int) -> str:
+    if len(cells) != width or any("\n" in cell or "\r" in cell for cell in cells) or "\ufeff" in cells[column]:
+        raise _Unusual
+    return normalise_id(cells[column])
 
 
 def _in_order(ids: Iterable[str | None]) -> bool:
@@ -131,8 +166,9 @@ class _Joined(RunHistory):
 
     how = "joined in order (both files sorted by account id)"
 
-    def __init__(self, facts: HistoryFacts, contacts: HistoryFile, accounts_path: str) -> None:
-        super().__init__(facts)
+    def __init__(self, contacts: HistoryFile, accounts_path: str, strict: bool) -> None:
+        super().__init__(contacts.facts)
+        self._strict = strict
         self._file = contacts
         self._contacts = iter(contacts)
         self._accounts_path = accounts_path
@@ -157,6 +193,9 @@ class _Joined(RunHistory):
             group.append(self._next)
             self._advance()
         self._id, self._group = account_id, group
+        # every row of this account has now been read (the next is another's), unreadable ones included
+        if self._strict and account_id in self.facts.refused:
+            self.facts.broken.setdefault(account_id, self.facts.refused[account_id])
         return group
 
     def _advance(self) -> None:
@@ -189,8 +228,8 @@ class _Indexed(RunHistory):
     The ids that found contacts go into a table, so the unmatched rows are
     counted by a query, not by a set in memory."""
 
-    def __init__(self, contacts: HistoryFile, why: str, facts: HistoryFacts | None = None) -> None:
-        super().__init__(facts if facts is not None else contacts.facts)
+    def __init__(self, contacts: HistoryFile, why: str, strict: bool) -> None:
+        super().__init__(contacts.facts)
         self.how = f"indexed on disk ({why})"
         self._directory = tempfile.TemporaryDirectory(prefix="policy-history-")
         try:
@@ -201,6 +240,9 @@ class _Indexed(RunHistory):
             contacts.close()
             self.close()
             raise
+        if strict:  # the whole file has been read: every refusal is known
+            for account_id, why_refused in self.facts.refused.items():
+                self.facts.broken.setdefault(account_id, why_refused)
 
     def _load(self, contacts: Iterable[Contact]) -> None:
         db = self._db

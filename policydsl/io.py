@@ -68,7 +68,7 @@ class AccountRow:
         return self.unread_id
 
 
-def _open_text(path: str) -> IO[str]:
+def open_text(path: str) -> IO[str]:
     """UTF-8 with or without BOM; undecodable bytes survive as surrogates so
     the row holding them can be reported instead of failing the file."""
     if path == "-":
@@ -261,7 +261,7 @@ class AccountsFile:
 
     def __init__(self, path: str, required: set[str], fields: set[str] | None) -> None:
         self.path = path
-        handle = _open_text(path)
+        handle = open_text(path)
         records = _records(handle)
         try:
             self.header = _header(records, path, "")
@@ -463,7 +463,7 @@ class HistoryFile:
         self.facts = facts if facts is not None else HistoryFacts()
         self.facts.path = path
         self.facts.outcomes_declared = vocabulary is not None and vocabulary.outcomes_declared
-        handle = _open_text(path)
+        handle = open_text(path)
         records = _records(handle)
         try:
             header = _header(records, path, " (account_id,action,at,outcome)")

@@ -231,3 +231,38 @@ def test_shuffling_the_history_never_changes_a_decision(tmp_path_factory: pytest
     assert report(joined.stderr).replace("sorted.csv", "h") == report(shuffled.stderr).replace("shuffled.csv", "h")
     if rows:
         assert JOINED in flat(joined.stderr)
+
+
+# ------------------------------------------------------------ the cheap order check
+
+def test_an_unreadable_row_after_an_accounts_contacts_still_stops_its_decision(tmp_path: Path) -> None:
+    """The join reads every row of an account, unreadable ones included,
+    before deciding it: A2's bad row after its good one makes A2 an error,
+    never a decision on part of its history."""
+    policy = write(tmp_path, "p.policy", POLICY)
+    accounts = write(tmp_path, "a.csv", ACCOUNTS_HEADER + lines(["A1,3,10,0,,UTC", "A2,3,10,0,,UTC",
+                                                                 "A3,3,10,0,,UTC"]))
+    history = write(tmp_path, "h.csv", HISTORY_HEADER + lines([
+        "A1,sms,2025-06-04T01:00:00Z,", "A2,sms,2025-06-03T01:00:00Z,", "A2,sms,not-a-time,", "A3,sms,,"]))
+    result = invoke("run", policy, accounts, "--history", history, "--now", NOW)
+    assert result.exit_code == 1
+    assert JOINED in flat(result.stderr)
+    errors = {line.split('"account_id":"')[1].split('"')[0]: '"error":null' not in line
+              for line in result.stdout.splitlines()}
+    assert errors == {"A1": False, "A2": True, "A3": True}
+    assert "h.csv:4" in result.stderr and "h.csv:5" in result.stderr
+
+
+@pytest.mark.parametrize(("rows", "why"), [
+    (['"A1",sms,2025-06-04T01:00:00Z,"two\nlines"', "A2,sms,2025-06-03T01:00:00Z,"], "does not read alone"),
+    (["A1,sms,2025-06-04T01:00:00Z,", "A2,sms", "A2,sms,2025-06-03T01:00:00Z,"], "does not read alone"),
+    (["A1,sms,2025-06-04T01:00:00Z,", "A3,sms,bad,", "A2,sms,2025-06-03T01:00:00Z,"],
+     "history not sorted by account id"),
+])
+def test_rows_the_cheap_check_does_not_trust_send_the_run_to_the_index(tmp_path: Path, rows: list[str],
+                                                                       why: str) -> None:
+    policy = write(tmp_path, "p.policy", POLICY)
+    accounts = write(tmp_path, "a.csv", ACCOUNTS_HEADER + lines(["A1,3,10,0,,UTC", "A2,3,10,0,,UTC"]))
+    history = write(tmp_path, "h.csv", HISTORY_HEADER + lines(rows))
+    result = invoke("run", policy, accounts, "--history", history, "--now", NOW)
+    assert "indexed on disk" in flat(result.stderr) and why in flat(result.stderr)
