@@ -284,8 +284,8 @@ def local_day_cap_free_at(dates_newest_first: Sequence[dt.date], count: int, day
                           zone: ZoneInfo) -> dt.datetime | None:
     """For "at most `count` per `days` calendar days" (today included): None
     when under the cap today, else the local midnight it frees at."""
-    in_period = [day for day in dates_newest_first if day > today - dt.timedelta(days=days)]
-    if len(in_period) < count:
+    first_out = today - dt.timedelta(days=days)
+    if sum(day > first_out for day in dates_newest_first) < count:
         return None
     return local_midnight(zone, dates_newest_first[count - 1] + dt.timedelta(days=days))
 
@@ -311,8 +311,8 @@ def rolling_cap_free_at(instants_newest_first: Sequence[dt.datetime], count: int
                         now: dt.datetime) -> dt.datetime | None:
     """For "at most `count` per `hours` hours" over (now - hours, now]."""
     period = dt.timedelta(hours=hours)
-    in_period = [at for at in instants_newest_first if at > now - period]
-    if len(in_period) < count:
+    first_out = now - period
+    if sum(at > first_out for at in instants_newest_first) < count:
         return None
     return instants_newest_first[count - 1] + period
 
