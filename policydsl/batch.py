@@ -27,7 +27,7 @@ from typing import TypeVar
 from .compiler import Policy
 from .decision import Contact, Decision, Evidence
 from .errors import PolicyError
-from .io import AccountRow, ContactLookup, block_stop_signals, restore_signals
+from .io import AccountRow, ContactLookup, LineFormat, block_stop_signals, restore_signals
 from .model import Model
 from .reference import ReferencePolicy
 
@@ -88,18 +88,37 @@ def decide_row(policy: Engine, row: AccountRow, contacts: list[Contact], broken:
     return decision
 
 
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A decision as a `--jobs` worker sends it back when the output is
+    lines: what the run's summary counts, and its line of output."""
+
+    account_id: str | None
+    stage: str | None
+    next_action: str | None
+    error: str | None
+    line: str
+
+    @staticmethod
+    def of(decision: Decision, line_format: LineFormat) -> Rendered:
+        return Rendered(decision.account_id, decision.stage, decision.next_action, decision.error,
+                        line_format.line(decision))
+
+
 def decide_stream(policy: Engine, rows: Iterator[AccountRow], history: ContactLookup, now: dt.datetime,
-                  jobs: int = 1, spec: PolicySpec | None = None) -> Iterator[tuple[AccountRow, Decision]]:
+                  jobs: int = 1, spec: PolicySpec | None = None, line_format: LineFormat | None = None,
+                  ) -> Iterator[tuple[AccountRow, Decision | Rendered]]:
     """(row, decision) for every row, in input order; each row's contacts
     are asked of `history` in that order too (also with `jobs > 1`, where
-    the parent gathers them for each batch)."""
+    the parent gathers them for each batch). With `jobs > 1` and a
+    `line_format`, the workers render each decision: a `Rendered` comes back."""
     if jobs <= 1 or spec is None:
         for row in rows:
             account_id = row.account_id
             yield row, decide_row(policy, row, history.for_account(account_id),
                                   history.broken.get(account_id or ""), now)
         return
-    yield from _in_parallel(rows, history, now, jobs, spec)
+    yield from _in_parallel(rows, history, now, jobs, spec, line_format)
 
 
 _Task = list[tuple[AccountRow, list[Contact], str | None]]
@@ -125,17 +144,21 @@ def _start_worker(spec: PolicySpec) -> None:
     _worker_policy = ReferencePolicy(spec.model) if spec.engine == "reference" else Policy(spec.model)
 
 
-def _decide_batch(task: _Task, now: dt.datetime) -> list[Decision]:
+def _decide_batch(task: _Task, now: dt.datetime, line_format: LineFormat | None) -> list[Decision | Rendered]:
     if _worker_failure is not None:
         raise WorkerError(_worker_failure)
-    assert _worker_policy is not None  # set by _start_worker, which runs before any batch
+    policy = _worker_policy
+    assert policy is not None  # set by _start_worker, which runs before any batch
+    if line_format is not None:
+        return [Rendered.of(decide_row(policy, row, contacts, broken, now), line_format)
+                for row, contacts, broken in task]
     # explanations are rendered in the parent only on request: do not ship their evidence back
-    return [replace(decide_row(_worker_policy, row, contacts, broken, now), evidence=Evidence())
+    return [replace(decide_row(policy, row, contacts, broken, now), evidence=Evidence())
             for row, contacts, broken in task]
 
 
 def _in_parallel(rows: Iterator[AccountRow], history: ContactLookup, now: dt.datetime, jobs: int,
-                 spec: PolicySpec) -> Iterator[tuple[AccountRow, Decision]]:
+                 spec: PolicySpec, line_format: LineFormat | None) -> Iterator[tuple[AccountRow, Decision | Rendered]]:
     """ProcessPoolExecutor rather than multiprocessing.Pool: a worker that
     dies (the OOM killer's SIGKILL) breaks the pool and fails every pending
     batch instead of hanging the run, and a dead worker is never respawned."""
@@ -145,7 +168,7 @@ def _in_parallel(rows: Iterator[AccountRow], history: ContactLookup, now: dt.dat
                                            initializer=_start_worker, initargs=(spec,)))
     except OSError as exc:
         raise _cannot_start(exc) from None
-    pending: deque[tuple[_Task, Future[list[Decision]]]] = deque()
+    pending: deque[tuple[_Task, Future[list[Decision | Rendered]]]] = deque()
     finished = False
     try:
         while True:
@@ -155,7 +178,7 @@ def _in_parallel(rows: Iterator[AccountRow], history: ContactLookup, now: dt.dat
                     break
                 task = [(row, history.for_account(row.account_id), history.broken.get(row.account_id or ""))
                         for row in batch]
-                pending.append((task, _spawning(functools.partial(pool.submit, _decide_batch, task, now))))
+                pending.append((task, _spawning(functools.partial(pool.submit, _decide_batch, task, now, line_format))))
             if not pending:
                 finished = True
                 return

@@ -8,7 +8,6 @@ do its job (bad usage, a policy that does not compile, an unreadable input).
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime as dt
 import difflib
 import functools
@@ -19,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, Any, ParamSpec
+from typing import IO, Any, ParamSpec, TypeVar
 
 import click
 from rich import box
@@ -32,7 +31,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from . import ENGINES, Policy, ReferencePolicy, load_policy, reports
-from .batch import PolicySpec, WorkerError, decide_stream
+from .batch import PolicySpec, Rendered, WorkerError, decide_stream
 from .checker import check
 from .decision import Decision, format_exact_instant, format_instant
 from .errors import Diagnostic, PolicyCheckError, PolicySyntaxError, excerpt, source_lines
@@ -48,13 +47,11 @@ from .io import (
     HistoryFacts,
     InputError,
     Interrupted,
+    LineFormat,
     RejectedRows,
     Vocabulary,
     atomic_output,
     check_outputs,
-    csv_header,
-    decision_csv_row,
-    decision_json,
     first_reasons,
     interruptible,
     read_accounts,
@@ -207,10 +204,12 @@ def run(policy_path: str, accounts_path: str, history_path: str | None, now_text
             with atomic_output(output_path) as out, _optional_output(errors_path) as rejected_handle:
                 rejected = RejectedRows(rejected_handle, rows.header) if rejected_handle else None
                 spec = PolicySpec.of(policy)
-                decisions = _decide_rows(policy, iter(rows), history, now, stats, rejected, jobs, spec)
+                line_format = None if output_format == "table" else \
+                    LineFormat(output_format, blocked_entries, policy.actions)
+                decisions = _decide_rows(policy, iter(rows), history, now, stats, rejected, jobs, spec, line_format)
                 if not quiet and _stderr().is_terminal:
                     decisions = _with_progress(decisions, accounts_path)
-                _write(decisions, output_format, out, policy.actions, blocked_entries)
+                _write(decisions, line_format, out)
             report = _input_report(rows, facts, history.unmatched())
         except (InputError, WorkerError) as error:  # an output that cannot be created or written, a dead worker
             _stderr().print(f"[red]error:[/] {escape(str(error))}")
@@ -288,6 +287,9 @@ def _lines_list(numbers: list[int], shown: int = 5) -> str:
     return listed + (f" and {len(numbers) - shown:,} more" if len(numbers) > shown else "")
 
 
+_Decided = TypeVar("_Decided", Decision, Decision | Rendered)
+
+
 class _RunStats:
     def __init__(self) -> None:
         self.rows = 0
@@ -298,8 +300,8 @@ class _RunStats:
 
 def _decide_rows(policy: Policy | ReferencePolicy, rows: Iterator[AccountRow], history: RunHistory, now: dt.datetime,
                  stats: _RunStats, rejected: RejectedRows | None, jobs: int, spec: PolicySpec,
-                 ) -> Iterator[Decision]:
-    for row, decision in decide_stream(policy, rows, history, now, jobs, spec):
+                 line_format: LineFormat | None) -> Iterator[Decision | Rendered]:
+    for row, decision in decide_stream(policy, rows, history, now, jobs, spec, line_format):
         stats.rows += 1
         if decision.error:
             stats.errors += 1
@@ -311,7 +313,7 @@ def _decide_rows(policy: Policy | ReferencePolicy, rows: Iterator[AccountRow], h
         yield decision
 
 
-def _with_progress(decisions: Iterator[Decision], label: str) -> Iterator[Decision]:
+def _with_progress(decisions: Iterator[_Decided], label: str) -> Iterator[_Decided]:
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} rows"),
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=_stderr(), transient=True) as progress:
@@ -324,18 +326,15 @@ def _with_progress(decisions: Iterator[Decision], label: str) -> Iterator[Decisi
                 progress.update(task, completed=count, rate=f"{count / elapsed:,.0f} rows/s" if elapsed else "")
 
 
-def _write(decisions: Iterator[Decision], output_format: str, out: IO[str], actions: tuple[str, ...],
-           blocked: str) -> None:
-    if output_format == "jsonl":
-        for decision in decisions:
-            out.write(decision_json(decision, blocked) + "\n")
-    elif output_format == "csv":
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(csv_header(actions))
-        for decision in decisions:
-            writer.writerow(decision_csv_row(decision, actions))
-    else:
-        _write_table(decisions, out)
+def _write(decisions: Iterator[Decision | Rendered], line_format: LineFormat | None, out: IO[str]) -> None:
+    """Lines (JSONL, CSV) as they come, rendered here or already by a
+    `--jobs` worker; else the table, which needs every Decision."""
+    if line_format is None:
+        _write_table((decision for decision in decisions if isinstance(decision, Decision)), out)
+        return
+    out.write(line_format.header())
+    for decision in decisions:
+        out.write(decision.line if isinstance(decision, Rendered) else line_format.line(decision))
 
 
 def _shown(text: str) -> str:

@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from io import StringIO
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from .decision import Blocked, Contact, Decision, Provenance, format_exact_instant, format_instant
@@ -604,6 +605,31 @@ def first_reasons(decision: Decision) -> dict[str, Blocked]:
         if known is None or (known.kind == "not_allowed" and entry.kind != "not_allowed"):
             shown[entry.action] = entry
     return shown
+
+
+@dataclass(frozen=True)
+class LineFormat:
+    """How a decision becomes one line of output (`jsonl` or `csv`): what a
+    `--jobs` worker is given, so that it sends back text, not a Decision to
+    encode again in the parent (which reads and writes for every worker)."""
+
+    kind: str  # jsonl or csv
+    blocked: str = "all"  # jsonl: all or actionable
+    actions: tuple[str, ...] = ()  # csv: the columns per action, in this order
+
+    def header(self) -> str:
+        return _csv_line(csv_header(self.actions)) if self.kind == "csv" else ""
+
+    def line(self, decision: Decision) -> str:
+        if self.kind == "jsonl":
+            return decision_json(decision, self.blocked) + "\n"
+        return _csv_line(decision_csv_row(decision, self.actions))
+
+
+def _csv_line(cells: list[str]) -> str:
+    buffer = StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(cells)
+    return buffer.getvalue()
 
 
 def csv_header(actions: Iterable[str]) -> list[str]:
