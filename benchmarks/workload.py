@@ -28,6 +28,7 @@ import argparse
 import collections
 import csv
 import datetime as dt
+import functools
 import importlib.util
 import os
 import random
@@ -340,12 +341,13 @@ EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 ECOMMERCE_POLICY = os.path.join(os.path.dirname(EXAMPLES), "policies", "ecommerce_consumer_loan.policy")
 
 
+@functools.cache
 def _make_examples() -> ModuleType:
-    """examples/make_examples.py as a module (examples/ is not a package)."""
+    """examples/make_examples.py as a module (examples/ is not a package), loaded once."""
     spec = importlib.util.spec_from_file_location("make_examples", os.path.join(EXAMPLES, "make_examples.py"))
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("make_examples", module)  # dataclasses look their module up by name
+    sys.modules["make_examples"] = module  # dataclasses look their module up by name
     spec.loader.exec_module(module)
     return module
 
