@@ -233,9 +233,16 @@ def tier(risk: float) -> int:
 
 
 # --------------------------------------------------------------------------- accounts
-def make_accounts(rng: random.Random) -> list[Account]:
-    counts = {s: round(STAGE_SHARE[s] * N_ACCOUNTS) for s in STAGES}
-    counts["M0"] += N_ACCOUNTS - sum(counts.values())
+def make_accounts(rng: random.Random, n: int = N_ACCOUNTS) -> list[Account]:
+    """``n`` accounts (default: the shipped 250) drawn from ``rng``.
+
+    ``n`` is a parameter so that benchmarks/workload.py can draw a large
+    e-commerce book from the same generator; the forced roles (boundary
+    days past due, risk tiers, M3plus balance bands) are a fixed number of
+    rows per stage, so ``n`` must leave each stage at least 18 rows
+    (``n`` >= 100 does)."""
+    counts = {s: round(STAGE_SHARE[s] * n) for s in STAGES}
+    counts["M0"] += n - sum(counts.values())
     stages = [s for s in STAGES for _ in range(counts[s])]
     rng.shuffle(stages)
     accounts = [Account(id=f"A{i + 1:04d}", stage=s) for i, s in enumerate(stages)]
@@ -264,8 +271,8 @@ def make_accounts(rng: random.Random) -> list[Account]:
             rng.random() ** (1 / (1 + (STAGES.index(a.stage) if lean else 0)))
             for a in accounts
         ]
-        top = sorted(range(N_ACCOUNTS), key=lambda i: keys[i], reverse=True)
-        for i in top[: max(minimum, round(p * N_ACCOUNTS))]:
+        top = sorted(range(n), key=lambda i: keys[i], reverse=True)
+        for i in top[: max(minimum, round(p * n))]:
             accounts[i].flags.append(flag)
 
     for i, a in enumerate(accounts):
@@ -340,11 +347,11 @@ def make_accounts(rng: random.Random) -> list[Account]:
 
     # ~3% two candidate zones, ~5% no zone (policy falls back to a default).
     special = rng.sample(
-        range(N_ACCOUNTS), round(0.03 * N_ACCOUNTS) + round(0.05 * N_ACCOUNTS)
+        range(n), round(0.03 * n) + round(0.05 * n)
     )
     for k, i in enumerate(special):
         accounts[i].timezone = (
-            MULTI_ZONES[k % len(MULTI_ZONES)] if k < round(0.03 * N_ACCOUNTS) else ""
+            MULTI_ZONES[k % len(MULTI_ZONES)] if k < round(0.03 * n) else ""
         )
     return accounts
 
