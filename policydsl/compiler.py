@@ -14,7 +14,7 @@ import datetime as dt
 import linecache
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -463,7 +463,9 @@ class Policy(Engine):
         if untimed and plan.timing is None:  # time alone cannot lift it: until is null, fixed entries reused
             return [r if isinstance(r, Blocked) else Blocked(action, *r) for r in reasons]
         until = self._until(plan, now, zones, windows, frees, values, events)
-        return [replace(r, until=until) if isinstance(r, Blocked) else Blocked(action, *r, until) for r in reasons]
+        # each entry built directly (dataclasses.replace cost a tenth of an e-commerce decision)
+        return [Blocked(r.action, r.kind, r.reason, r.rule, until) if isinstance(r, Blocked)
+                else Blocked(action, *r, until) for r in reasons]
 
     def _until(self, plan: _ActionPlan, now: dt.datetime, zones: tuple[ZoneInfo, ...],
                windows: list[tuple[_Window, str | None]], frees: list[dt.datetime], values: dict[str, Any],
