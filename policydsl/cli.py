@@ -234,11 +234,7 @@ def _open_run_history(policy: Policy | ReferencePolicy, history_path: str | None
     (`policydsl.history`), or none without `--history`."""
     if history_path is None:
         return RunHistory()
-
-    def account_ids() -> Iterator[str | None]:
-        return (row.account_id for row in read_accounts(accounts_path, set(), set(policy.model.fields)))
-
-    return open_history(history_path, Vocabulary.of(policy.model), accounts_path, account_ids, strict)
+    return open_history(history_path, Vocabulary.of(policy.model), accounts_path, strict)
 
 
 def _refuse_strict(notes: list[str]) -> None:

@@ -17,13 +17,13 @@ account out of order: a join that has already decided accounts cannot go
 back to another way of finding contacts. The pre-pass reads only the id
 column of both files, with the csv module alone, so it costs a fraction of
 reading the history once; a row it might read differently from the full
-reader (a field over several lines, a byte-order mark inside an id, a field
-count that differs from the header's, anything the csv module refuses)
-sends the run to the index instead. The pre-pass checks every row's id,
-unreadable rows included: a join reads all of an account's rows before
-that account is decided, so an unreadable row or a row `--strict` refuses
-is known in time and no account is ever decided on part of its history. A
-file that cannot be read twice (standard input, a pipe) is indexed.
+readers (a field over several lines, a byte-order mark inside the file,
+anything the csv module refuses) sends the run to the index instead. It
+checks every row's id, unreadable rows included: a join reads all of an
+account's rows before that account is decided, so an unreadable row or a
+row `--strict` refuses is known in time and no account is ever decided on
+part of its history. A file that cannot be read twice (standard input, a
+pipe) is indexed.
 
 Why SQLite rather than an external sort by id: the accounts come in any
 order and their decisions must come out in that order, so a history sorted
@@ -48,7 +48,7 @@ import os
 import sqlite3
 import stat
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from types import TracebackType
 
 from .decision import Contact
@@ -89,22 +89,20 @@ class RunHistory:
         self.close()
 
 
-def open_history(path: str, vocabulary: Vocabulary, accounts_path: str,
-                 account_ids: Callable[[], Iterator[str | None]], strict: bool = False) -> RunHistory:
+def open_history(path: str, vocabulary: Vocabulary, accounts_path: str, strict: bool = False) -> RunHistory:
     """The contact history at `path` for the accounts at `accounts_path`,
     joined in order when both are sorted by account id, else indexed on disk.
-    `account_ids` reads the accounts' ids afresh, as the run will see them.
     With `strict`, an account with a history row naming an unknown action or
     outcome is broken (decided by no rule). Raises InputError for a history
     that cannot be used."""
     contacts = HistoryFile(path, vocabulary)  # the header checked before anything else
     if not _rereadable(path):
         return _Indexed(contacts, "history not a regular file: order not checked", strict)
-    why = _history_order(path)
+    why = _order(path, "account_id", "history")
     if why is None and not _rereadable(accounts_path):
         why = "accounts not a regular file: order not checked"
-    elif why is None and not _in_order(account_ids()):  # (a read stopped early is closed as its generator is dropped)
-        why = "accounts not sorted by account id"
+    elif why is None:
+        why = _order(accounts_path, "id", "accounts")
     if why is not None:
         return _Indexed(contacts, why, strict)
     return _Joined(contacts, accounts_path, strict)
@@ -121,29 +119,32 @@ def _rereadable(path: str) -> bool:
         return False
 
 
-def _history_order(path: str) -> str | None:
-    """Why a history file cannot be joined (None: the ids of all its rows
-    never decrease), read cheaply (see the module docstring): it is out of
-    order, or holds a row the full reader might read otherwise."""
+def _order(path: str, id_column: str, what: str) -> str | None:
+    """Why a file (`what`: history or accounts) cannot be joined (None: the
+    ids of all its rows never decrease), read cheaply (see the module
+    docstring): it is out of order, has no id column, or holds a row the full
+    reader might read otherwise."""
     try:
         with open_text(path) as handle:
             reader = csv.reader(handle)
             names = [name.replace("\ufeff", "").strip() for name in next(reader, [])]
-            column = names.index("account_id")  # (the full reader has checked the header)
-            in_order = _in_order(_plain_id(cells, column, len(names)) for cells in reader if cells and cells != [""])
+            column = names.index(id_column)
+            in_order = _in_order(_plain_id(cells, column) for cells in reader if cells and cells != [""])
     except (csv.Error, InputError, OSError, ValueError, _Unusual):
-        return "history rows the order check does not read alone: a field over several lines or of odd width"
-    return None if in_order else "history not sorted by account id"
+        return f"{what} rows the order check does not read alone (a field over several lines, a byte-order mark)"
+    return None if in_order else f"{what} not sorted by account id"
 
 
 class _Unusual(Exception):
     """A row the cheap order check does not trust itself to read as the full reader does."""
 
 
-def _plain_id(cells: list[str], column: int, width: int) -> str:
-    if len(cells) != width or any("\n" in cell or "\r" in cell for cell in cells) or "\ufeff" in cells[column]:
+def _plain_id(cells: list[str], column: int) -> str:
+    """A row's id as both readers see it ("" for a row too short to have
+    one, which both skip); _Unusual where they might differ."""
+    if any("\n" in cell or "\r" in cell or "\ufeff" in cell for cell in cells):
         raise _Unusual
-    return normalise_id(cells[column])
+    return normalise_id(cells[column]) if column < len(cells) else ""
 
 
 def _in_order(ids: Iterable[str | None]) -> bool:
