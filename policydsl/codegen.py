@@ -96,6 +96,20 @@ class _Lines:
             line += f"  # {printable(location)}"
         self.text.append("    " * depth + line)
 
+    def extend(self, other: _Lines) -> None:
+        """`other`'s lines after these, their policy locations kept."""
+        offset = len(self.text)
+        self.text.extend(other.text)
+        self.where.update({offset + line: where for line, where in other.where.items()})
+
+
+def _truth(code: str, tests: tuple[n.Expr, ...]) -> str:
+    """`code` as true or false: comparisons, memberships and `not` already
+    are (one such test alone needs no `bool(...)` around it)."""
+    if len(tests) == 1 and isinstance(tests[0], (n.Compare, n.Membership, n.Not, n.BoolOp)):
+        return code
+    return f"bool({code})"
+
 
 def printable(text: str) -> str:
     """Text safe inside a Python comment: printable ASCII, no line breaks."""
@@ -106,14 +120,17 @@ class Generator:
     """Writes one policy's module. `fields` are the account's field names
     (a name is a field or a segment, never both: the checker proved it)."""
 
-    def __init__(self, fields: Iterable[str], policy_name: str, trace: bool = False) -> None:
+    def __init__(self, fields: Iterable[str], policy_name: str, locate: Callable[[n.Span], str],
+                 trace: bool = False) -> None:
         self.fields = frozenset(fields)
         self.policy_name = policy_name
+        self.locate = locate  # a span as the comments name it (file relative to the policy, line)
         self.trace = trace  # record what decided what into `T` (coverage); see `Trace`
         self.constants: dict[str, Any] = {"_U": UNSET, "_o": record_outcome, "_f": record_fired}
         self._constant_names: dict[int, str] = {}
         self.lines = _Lines()
         self._sides: dict[tuple[int, str | None], str] = {}
+        self._side_lines = _Lines()  # written after the stages, though asked for while the plans are made
         self._memo_names: dict[int, str] = {}
         self._hoisted: dict[str, tuple[str, str]] = {}  # memo name -> (value, policy location)
 
@@ -156,7 +173,7 @@ class Generator:
         if isinstance(expr, n.BoolOp):
             joined = f" {expr.op} ".join(self._traced(operand, self.expr(operand, action))
                                          for operand in expr.operands)
-            return f"bool({joined})"
+            return f"bool({joined})"  # `and`/`or` give an operand; the language gives true or false
         if isinstance(expr, n.Arithmetic):
             left, right = self.expr(expr.left, action), self.expr(expr.right, action)
             if expr.op == "*":
@@ -177,7 +194,8 @@ class Generator:
         per account: it is computed on first use and kept in a local."""
         if condition is None or not condition.tests:
             return "True"
-        value = f"bool({' and '.join(self._traced(test, self.expr(test, action)) for test in condition.tests)})"
+        value = _truth(" and ".join(self._traced(test, self.expr(test, action)) for test in condition.tests),
+                       condition.tests)
         if condition.reads_action:
             return value
         memo = self._memo(condition)
@@ -208,8 +226,8 @@ class Generator:
         self.lines.add(0, f"def segments(V, C, H{', T' if self.trace else ''}):")
         self.lines.add(1, "S = {}")
         for segment in segments:
-            value = self._traced(segment, f"bool({self.expr(segment.condition, None)})")
-            self.lines.add(1, f"S[{segment.name!r}] = {value}", segment.span.location)
+            value = self._traced(segment, _truth(self.expr(segment.condition, None), (segment.condition,)))
+            self.lines.add(1, f"S[{segment.name!r}] = {value}", self.locate(segment.span))
         self.lines.add(1, "return S")
 
     def _start(self) -> None:
@@ -243,9 +261,7 @@ class Generator:
         self.lines.add(1, "allowed_by = {}")
         self.lines.add(1, "blocked = []")
         self._locals()
-        offset = len(self.lines.text)
-        self.lines.text.extend(body.text)
-        self.lines.where.update({offset + line: where for line, where in body.where.items()})
+        self.lines.extend(body)
         self.lines.add(1, "return allowed, allowed_by, blocked")
         return name
 
@@ -374,10 +390,11 @@ class Generator:
         name = self._sides.get(key)
         if name is None:
             name = self._sides[key] = f"side_{len(self._sides)}"
-            self.lines.add(0, "")
-            self.lines.add(0, f"def {name}(V, C, H, S):", expr.span.location)
             with self._untraced():
-                self.lines.add(1, f"return {self.expr(expr, action)}")
+                code = self.expr(expr, action)
+            self._side_lines.add(0, "")
+            self._side_lines.add(0, f"def {name}(V, C, H, S):", self.locate(expr.span))
+            self._side_lines.add(1, f"return {code}")
         return name
 
     @contextlib.contextmanager
@@ -392,6 +409,8 @@ class Generator:
     def compile(self, runtime: dict[str, Any]) -> Module:
         """Compile the module; `runtime` gives the hand-written helpers the
         stage functions call (`_window`, `_counter`, `_finish`)."""
+        self.lines.extend(self._side_lines)
+        self._side_lines = _Lines()
         header = f"# policy {printable(self.policy_name)}: generated by policydsl, do not edit\n"
         source = header + "\n".join(self.lines.text) + "\n"
         filename = f"<policy {printable(self.policy_name)} #{next(_FILENAMES)}>"

@@ -243,7 +243,8 @@ class Policy(Engine):
         stage_names: list[str | None] = [s.name for s in model.stages] or [None]
         if model.stages:
             stage_names.append(None)  # accounts outside every stage
-        self._generator = Generator(model.fields, f"{self.name} {self.version} ({model.policy.path})", trace)
+        self._generator = Generator(model.fields, f"{self.name} {self.version} ({model.policy.path})",
+                                    lambda span: f"{model.cited_path(span.file)}:{span.line}", trace)
         self._sides: list[_Side] = []
         self._plans = {stage: self._plan(stage) for stage in stage_names}
         self._clocks: dict[tuple[ZoneInfo, dt.datetime], Clock] = {}
