@@ -28,7 +28,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from io import StringIO
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from .decision import Blocked, Contact, Decision, Provenance, format_exact_instant, format_instant
 from .errors import PolicyError
@@ -95,10 +95,11 @@ def _bad_bytes(cells: list[str], columns: Iterable[int] | None = None) -> int | 
 # ------------------------------------------------------------ physical records
 
 
-@dataclass(frozen=True)
-class _Record:
+class _Record(NamedTuple):
     """One CSV record: the physical line it starts on, its cells, and why it
-    cannot be used (the cells are then what could be made of its first line)."""
+    cannot be used (the cells are then what could be made of its first line).
+    A named tuple: one is built per row of every file read, and a tuple is
+    built several times faster than a frozen dataclass."""
 
     line: int
     cells: list[str]
