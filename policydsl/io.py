@@ -419,7 +419,10 @@ class HistoryFacts:
     path: str = ""
     outcomes_declared: bool = False  # the policy closed its outcome vocabulary
 
-    def note_unknown(self, account_id: str, where: str, vocabulary: Vocabulary, contact: Contact) -> None:
+    def note_unknown(self, account_id: str, line: int, vocabulary: Vocabulary, contact: Contact) -> None:
+        """Count a row naming an unknown action or outcome (`line`: where it
+        starts in the file); free-text outcomes of an open vocabulary pass
+        here on most rows of a history, so nothing is built unless refused."""
         found = vocabulary.unknown(contact.action, contact.outcome)
         if found is None:
             return
@@ -428,7 +431,8 @@ class HistoryFacts:
         entry[0] += 1
         if refused and account_id not in self.refused:
             hint = f" (did you mean {meant!r}?)" if meant is not None else ""
-            self.refused[account_id] = (f"row {where} names {what} {value!r}, which the policy does not know{hint}; "
+            self.refused[account_id] = (f"row {self.path}:{line} names {what} {value!r}, which the policy does not "
+                                        f"know{hint}; "
                                         "--strict decides no account on such a row")
 
 
@@ -499,7 +503,7 @@ class HistoryFile:
                 if contact is None:
                     continue
                 if vocabulary is not None and not vocabulary.knows(contact.action, contact.outcome):
-                    facts.note_unknown(contact.account_id, f"{path}:{record.line}", vocabulary, contact)
+                    facts.note_unknown(contact.account_id, record.line, vocabulary, contact)
                 yield contact
 
 
