@@ -5,7 +5,7 @@ forbids, windows, caps and quiet periods apply; this module writes that down
 as straight-line Python, Jinja2-style, and compiles it with `compile()`:
 
 - `segments(V, C, H)`: every segment's value, in order;
-- `stage_<i>(V, C, H, S, zones, events)`: one function per stage, one block
+- `stage_<i>(V, C, H, S, zones, events, K)`: one function per stage, one block
   per action, returning `(allowed, allowed_by, blocked)`;
 - `admits_<i>(V, C, H, S)` and `side_<i>(V, C, H, S)`: whether an allow
   admits an action and no forbid blocks it, and the sides of comparisons that
@@ -254,7 +254,7 @@ class Generator:
         self.lines = outer
         name = f"stage_{index}"
         self.lines.add(0, "")
-        self.lines.add(0, f"def {name}(V, C, H, S, zones, events{', T' if self.trace else ''}):",
+        self.lines.add(0, f"def {name}(V, C, H, S, zones, events, K{', T' if self.trace else ''}):",
                        f"stage {stage}" if stage else "")
         self.lines.add(1, "now = C.now")
         self.lines.add(1, "allowed = []")
@@ -311,7 +311,7 @@ class Generator:
         for depth, line in allow:
             emit(depth + 1, line)
         emit(1, "else:")
-        emit(2, f"blocked.extend(_finish({self.constant(plan)}, {name}, r, untimed, w, f, V, events, zones, now))")
+        emit(2, f"blocked.extend(_finish({self.constant(plan)}, {name}, r, untimed, w, f, V, events, zones, now, K))")
 
     def _allow_chain(self, action: str, plan: _ActionPlan) -> bool | None:
         """`p`, `by`: the first allow that admits the action (p None: none).

@@ -413,7 +413,7 @@ class Policy(Engine):
         if traced and stage is not None and stage.key:
             self._current.fired.add(stage.key)  # type: ignore[union-attr]
         allowed, allowed_by, blocked = self._stage_code[stage.name if stage else None](
-            values, ctx.clock, ctx.history, ctx.segments, zones, events, *traced)
+            values, ctx.clock, ctx.history, ctx.segments, zones, events, {}, *traced)
         evidence = Evidence(values, stage.info if stage else self._no_stage, self.stage_field, allowed_by,
                             self._segment_infos, dict(ctx.history.facts))
         return Decision(str(values["id"]) if "id" in values else None, stage.name if stage else None,
@@ -457,20 +457,23 @@ class Policy(Engine):
 
     def _finish(self, plan: _ActionPlan, action: str, reasons: list[Blocked | _Reason], untimed: bool,
                 windows: list[tuple[_Window, str | None]], frees: list[dt.datetime], values: dict[str, Any],
-                events: list[Contact], zones: tuple[ZoneInfo, ...], now: dt.datetime) -> list[Blocked]:
+                events: list[Contact], zones: tuple[ZoneInfo, ...], now: dt.datetime,
+                contexts: dict[dt.datetime, _Context]) -> list[Blocked]:
         """The entries of a blocked action with a window, cap, quiet period
         or time-dependent condition: with their `until`, unless a reason
-        beyond time (not admitted, forbidden) holds and time cannot change it."""
+        beyond time (not admitted, forbidden) holds and time cannot change it.
+        `contexts`: this account's states at the instants its `until`
+        searches have tried, which the searches of its other actions reuse."""
         if untimed and plan.timing is None:  # time alone cannot lift it: until is null, fixed entries reused
             return [r if isinstance(r, Blocked) else Blocked(action, *r) for r in reasons]
-        until = self._until(plan, now, zones, windows, frees, values, events)
+        until = self._until(plan, now, zones, windows, frees, values, events, contexts)
         # each entry built directly (dataclasses.replace cost a tenth of an e-commerce decision)
         return [Blocked(r.action, r.kind, r.reason, r.rule, until) if isinstance(r, Blocked)
                 else Blocked(action, *r, until) for r in reasons]
 
     def _until(self, plan: _ActionPlan, now: dt.datetime, zones: tuple[ZoneInfo, ...],
                windows: list[tuple[_Window, str | None]], frees: list[dt.datetime], values: dict[str, Any],
-               events: list[Contact]) -> dt.datetime | None:
+               events: list[Contact], contexts: dict[dt.datetime, _Context]) -> dt.datetime | None:
         """The first instant at which time alone lets the action through: every
         window open in every zone, every cap and quiet period over, and its
         conditions (when they read time) allowing it. Searched up to one
@@ -480,8 +483,14 @@ class Policy(Engine):
         if plan.timing is not None:
             admits = plan.admits
             assert admits is not None
-            search = Search(plan.timing, now, zones[0], events, self._history_actions,
-                            lambda instant: self._context(values, events, zones[0], instant),
+
+            def context(instant: dt.datetime) -> _Context:
+                found = contexts.get(instant)
+                if found is None:
+                    found = contexts[instant] = self._context(values, events, zones[0], instant)
+                return found
+
+            search = Search(plan.timing, now, zones[0], events, self._history_actions, context,
                             lambda ctx: admits(ctx.values, ctx.clock, ctx.history, ctx.segments))
             settled = max(settled, search.settled)
             constraints.append(lambda instant: search.first_allowed(instant, end))
