@@ -111,7 +111,7 @@ def test_emit_python_prints_source_that_compiles_and_cites_the_policy() -> None:
     result = CliRunner().invoke(main, ["compile", "--emit-python", "policies/us_reg_f.policy"])
     assert result.exit_code == 0, result.output
     compile(result.output, "emitted", "exec")
-    assert "def stage_0(V, C, H, S, zones, events):" in result.output
+    assert "def stage_0(V, C, H, S, zones, events, K):" in result.output
     assert "us_reg_f.policy:" in result.output
 
 
