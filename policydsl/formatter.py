@@ -763,7 +763,7 @@ def _align(source: list[str], output: list[str], window: int = 40) -> Iterator[t
                      for a in range(min(cost, window), max(-1, cost - window - 1), -1)
                      if i + a < len(source) and j + cost - a < len(output)
                      and source[i + a] == output[j + cost - a]
-                     and (a == 0 or a == cost or _respelling(source[i], output[j]))), (1, 1))
+                     and (a == 0 or a == cost or _respells(source, output, i, j, min(a, cost - a)))), (1, 1))
         a, b = skip
         tag = "replace" if a and b else "delete" if a else "insert"
         yield tag, i, i + a, j, j + b
@@ -776,6 +776,16 @@ def _align(source: list[str], output: list[str], window: int = 40) -> Iterator[t
 
 _UNITS = frozenset({"day", "days", "hour", "hours"})
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _respells(source: list[str], output: list[str], i: int, j: int, count: int) -> bool:
+    """Whether the `count` tokens from source[i] may pair, one by one, with
+    those from output[j] in a replacement. All of them, not only the first:
+    `include "\\x" with { } account {` printed as `include "x" account {`
+    would otherwise pair `with` with `account` (the string respelt, then the
+    dropped `with { }` resynced on the next block's brace), and a comment in
+    that block would follow the wrong brace."""
+    return all(_respelling(source[i + k], output[j + k]) for k in range(count))
 
 
 def _respelling(written: str, printed: str) -> bool:

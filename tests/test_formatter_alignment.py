@@ -14,3 +14,13 @@ def test_a_comment_stays_in_its_block_after_an_empty_with_is_dropped() -> None:
     once = format_source(SOURCE)
     assert once.endswith("account {  #\n}\n")
     assert format_source(once) == once
+
+
+def test_a_respelt_string_before_a_dropped_with_does_not_pair_words_across_blocks() -> None:
+    """The same, when the include's path is respelt (`"\\x"` prints as
+    `"x"`): a replacement must pair every token it spans, not only the first
+    (found by the slow formatter property: `with` paired with `account`)."""
+    source = 'policy "" version "" include "\\x" with { } account {#\n}'
+    once = format_source(source)
+    assert once.endswith('include "x"\n\naccount {  #\n}\n')
+    assert format_source(once) == once
