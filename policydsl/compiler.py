@@ -519,10 +519,12 @@ class Policy(Engine):
         the window is open now in every zone. The message depends only on the
         zones, the country and the instant, so it is kept for the accounts
         that share them (a bounded cache)."""
-        country = window.country or (values[window.country_field] if window.country_field else None)
-        if country is not None and not known_country(str(country)):
-            raise AccountError(window.country_field or "country", country,
-                               "a country code with a holiday calendar, such as CN or US")
+        country = window.country  # a code written in the policy: the checker has proved it (E115)
+        if window.country_field is not None:
+            country = values[window.country_field]
+            if country is not None and not known_country(str(country)):
+                raise AccountError(window.country_field, country,
+                                   "a country code with a holiday calendar, such as CN or US")
         key = (id(window), zones, country, now)
         message = self._window_states.get(key)
         if message is None:

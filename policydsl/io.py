@@ -571,18 +571,24 @@ def decision_json(decision: Decision, blocked: str = "all") -> str:
         '{"account_id":', _dumps(decision.account_id), ',"stage":', _dumps(decision.stage),
         ',"segments":', _dumps(list(decision.segments)), ',"allowed":', _dumps(list(decision.allowed)),
         ',"next_action":', _dumps(decision.next_action),
-        ',"blocked":[', ",".join(_kept(_entry_json, entry, Blocked.to_dict) for entry in decision.blocked),
+        ',"blocked":[', ",".join(_kept(_entry_json, entry, Blocked.to_dict, entry.until is None)
+                              for entry in decision.blocked),
         '],"error":', _dumps(decision.error), ',"now":', _dumps(format_exact_instant(decision.now)),
         ',"policy":', "null" if decision.policy is None else _kept(_policy_json, decision.policy, Provenance.to_dict),
         "}"))
 
 
-def _kept(kept: dict[int, tuple[Any, str]], value: Any, to_dict: Callable[[Any], dict[str, Any]]) -> str:
-    """The JSON of `value`, kept while the same object recurs (bounded)."""
+def _kept(kept: dict[int, tuple[Any, str]], value: Any, to_dict: Callable[[Any], dict[str, Any]],
+          recurs: bool = True) -> str:
+    """The JSON of `value`, kept while the same object recurs (bounded);
+    `recurs=False` for one built for its account alone (an entry with an
+    `until`), which is not worth a place."""
     found = kept.get(id(value))
     if found is not None and found[0] is value:
         return found[1]
     text = _dumps(to_dict(value))
+    if not recurs:
+        return text
     if len(kept) >= _KEPT_JSON:
         kept.clear()
     kept[id(value)] = (value, text)
