@@ -34,6 +34,7 @@ from .reference import ReferencePolicy
 BATCH_ROWS = 256
 BATCHES_PER_WORKER = 4  # in flight: enough to keep workers busy, bounded for memory
 _MANAGER_EXIT_SECONDS = 10.0  # an abandoned pool's manager thread normally ends in milliseconds
+_LIVENESS_SECONDS = 0.5  # how often a parent waiting for a batch looks whether its workers still live
 
 Engine = Policy | ReferencePolicy
 _T = TypeVar("_T")
@@ -183,7 +184,8 @@ def _in_parallel(rows: Iterator[AccountRow], history: ContactLookup, now: dt.dat
                 finished = True
                 return
             task, future = pending.popleft()
-            for (row, _, _), decision in zip(task, future.result(), strict=True):
+            decisions = _result(pool, future)
+            for (row, _, _), decision in zip(task, decisions, strict=True):
                 yield row, decision
     except BrokenProcessPool:
         raise WorkerError("a --jobs worker process died (killed by a signal such as the out-of-memory "
@@ -195,6 +197,24 @@ def _in_parallel(rows: Iterator[AccountRow], history: ContactLookup, now: dt.dat
             pool.shutdown(wait=True)
         else:
             _abandon(pool)
+
+
+def _result(pool: ProcessPoolExecutor, future: Future[_T]) -> _T:
+    """The batch's result, or BrokenProcessPool as soon as a worker is dead.
+    The executor notices a dead worker by itself only when its manager
+    thread is not inside `recv()`: a worker SIGKILLed in the middle of
+    writing a result leaves a partial message there, the manager waits for
+    the rest for ever, and so would `future.result()` (a hang found by
+    benchmarks/adversarial.py, killing a worker during `--jobs 2`). Workers
+    are never respawned (no `max_tasks_per_child`), so any exit code on a
+    worker means the pool is broken."""
+    while True:
+        try:
+            return future.result(timeout=_LIVENESS_SECONDS)
+        except TimeoutError:
+            workers = (getattr(pool, "_processes", None) or {}).values()
+            if any(worker.exitcode is not None for worker in list(workers)):
+                raise BrokenProcessPool("a worker process exited") from None
 
 
 def _abandon(pool: ProcessPoolExecutor) -> None:

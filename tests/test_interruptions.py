@@ -191,6 +191,42 @@ def test_workers_that_cannot_start_end_the_run_without_respawning(tmp_path: Path
     _assert_clean_stop(tmp_path, output, stderr)
 
 
+# Every worker of the run loads this at start-up. The first one to send a
+# result writes the message's length and half of its bytes, then dies as if
+# the OOM killer struck mid-write: the executor's manager thread waits in
+# recv() for the other half, and the other worker waits for the pipe's lock.
+_DIES_MID_WRITE = """\
+import os, signal, struct, sys
+if "--multiprocessing-fork" in sys.argv:
+    from multiprocessing import connection
+    def _send_bytes(self, buf):
+        try:
+            os.close(os.open(FLAG, os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            return _original(self, buf)
+        data = bytes(buf)
+        self._send(struct.pack("!i", len(data)) + data[: len(data) // 2])
+        os.kill(os.getpid(), signal.SIGKILL)
+    _original = connection.Connection._send_bytes
+    connection.Connection._send_bytes = _send_bytes
+"""
+
+
+def test_a_worker_killed_while_writing_a_result_ends_the_run_instead_of_hanging(tmp_path: Path) -> None:
+    """The executor never notices this death by itself (a hang found by
+    benchmarks/adversarial.py); the parent must."""
+    site = tmp_path / "dies-mid-write"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(f"FLAG = {str(tmp_path / 'died')!r}\n{_DIES_MID_WRITE}", encoding="utf-8")
+    process, output = _start_run(tmp_path, "--jobs", "2", rows=5_000,
+                                 env={"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])})
+    returncode, stderr = _finish(process)
+    assert (tmp_path / "died").exists(), "no worker took the fault: the test tested nothing"
+    assert returncode == 2, stderr
+    assert "worker process died" in stderr
+    _assert_clean_stop(tmp_path, output, stderr)
+
+
 def test_a_worker_refuses_sources_that_do_not_match_their_digest(tmp_path: Path) -> None:
     policy_path, accounts = _portfolio(tmp_path, 10)
     policy = load_policy(policy_path)
