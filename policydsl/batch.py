@@ -212,9 +212,14 @@ def _result(pool: ProcessPoolExecutor, future: Future[_T]) -> _T:
         try:
             return future.result(timeout=_LIVENESS_SECONDS)
         except TimeoutError:
-            workers = (getattr(pool, "_processes", None) or {}).values()
-            if any(worker.exitcode is not None for worker in list(workers)):
+            if any(worker.exitcode is not None for worker in _workers(pool)):
                 raise BrokenProcessPool("a worker process exited") from None
+
+
+def _workers(pool: ProcessPoolExecutor) -> list[multiprocessing.process.BaseProcess]:
+    """The pool's worker processes, copied (the manager thread edits the
+    mapping). The executor has no public handle on them."""
+    return list((getattr(pool, "_processes", None) or {}).values())
 
 
 def _abandon(pool: ProcessPoolExecutor) -> None:
@@ -229,7 +234,7 @@ def _abandon(pool: ProcessPoolExecutor) -> None:
     in Python 3.11 and print a traceback). The executor has no public
     handle on any of these, hence `_processes`, `_result_queue` and
     `_executor_manager_thread`."""
-    workers = list((getattr(pool, "_processes", None) or {}).values())
+    workers = _workers(pool)
     results = getattr(pool, "_result_queue", None)
     manager = getattr(pool, "_executor_manager_thread", None)
     pool.shutdown(wait=False, cancel_futures=True)

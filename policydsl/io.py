@@ -583,12 +583,12 @@ def _kept(kept: dict[int, tuple[Any, str]], value: Any, to_dict: Callable[[Any],
     """The JSON of `value`, kept while the same object recurs (bounded);
     `recurs=False` for one built for its account alone (an entry with an
     `until`), which is not worth a place."""
+    if not recurs:
+        return _dumps(to_dict(value))
     found = kept.get(id(value))
     if found is not None and found[0] is value:
         return found[1]
     text = _dumps(to_dict(value))
-    if not recurs:
-        return text
     if len(kept) >= _KEPT_JSON:
         kept.clear()
     kept[id(value)] = (value, text)
