@@ -431,6 +431,11 @@ class PostgresLedger(Ledger):
     reservation locks its account without any row to lock yet."""
 
     placeholder = "%s"
+    # Explicitly READ COMMITTED: each statement then sees what was committed
+    # before it, so the history read after the lock includes the reservation
+    # of the transaction that held it (a server defaulting to REPEATABLE READ
+    # would read the snapshot taken before waiting).
+    begin = "BEGIN ISOLATION LEVEL READ COMMITTED"
     serial = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
 
     def __init__(self, url: str) -> None:

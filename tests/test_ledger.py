@@ -212,6 +212,13 @@ def test_concurrent_reservations_never_exceed_the_cap(ledger: Ledger, url: str) 
     assert rows(url, "SELECT COUNT(*) FROM contacts") == [(7,)]
 
 
+def test_the_cap_holds_on_a_server_defaulting_to_repeatable_read(postgres_database: str) -> None:
+    ledger = open_ledger(postgres_database + "?options=-c%20default_transaction_isolation%3Drepeatable%5C%20read")
+    results = in_threads(16, lambda _: ledger.reserve("a", "call", T0, under_cap(7)))
+    ledger.close()
+    assert sum(r.granted for r in results) == 7, results
+
+
 def test_two_sqlite_ledgers_on_one_file_stay_exact(tmp_path: Any) -> None:
     url = f"sqlite:///{tmp_path}/shared.db"
     ledgers = [open_ledger(url), open_ledger(url)]
@@ -253,6 +260,11 @@ def test_a_relative_sqlite_url_is_relative_to_the_working_directory(tmp_path: An
     ledger.close()
     assert (tmp_path / "here.db").exists()
     assert ledger.url_for_display == f"sqlite:///{tmp_path}/here.db"
+
+
+def test_a_sqlite_file_that_cannot_be_created_is_a_ledger_error(tmp_path: Any) -> None:
+    with pytest.raises(LedgerError, match="cannot open ledger"):
+        open_ledger(f"sqlite:///{tmp_path}/no/such/dir/ledger.db")
 
 
 def test_a_closed_ledger_refuses_work(ledger: Ledger) -> None:
