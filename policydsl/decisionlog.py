@@ -197,9 +197,16 @@ def _canonical(value: Any) -> str:
                       default=_plain)
 
 
+# Characters that JSON leaves raw in a string but that many readers (Python's
+# str.splitlines, older JavaScript) take for line ends: escaped, so one
+# decision is one line to every reader.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 def _line(entry: dict[str, Any]) -> str:
     """The entry as one JSON line; NaN is refused (it is no JSON)."""
-    return json.dumps(entry, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_plain) + "\n"
+    text = json.dumps(entry, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_plain)
+    return text.translate(_LINE_BREAKS) + "\n"
 
 
 def _open(path: str) -> int:
