@@ -104,9 +104,9 @@ class Masking:
         """A new entry (the argument is left as it was: the service still
         answers with it) with the masking applied, and `masked` set to the
         sorted names of the fields that were present and masked, so that an
-        auditor sees what is missing and why."""
-        account = _account(entry)
-        present = sorted(name for name in self.fields if name in account)
+        auditor sees what is missing and why. A null stays null either way:
+        hashed, every account without an id would seem to be one account."""
+        present = sorted(name for name in self.fields if next(_places(entry, name), None))
         result: dict[str, Any] = _scrubbed(entry, self._scrubs(entry, present))
         for name in present:
             for (original, key), (copy, _) in zip(_places(entry, name), _places(result, name), strict=True):
@@ -115,7 +115,7 @@ class Masking:
         return result
 
     def _masked(self, name: str, value: Any) -> Any:
-        return self.hashed(value) if name in self.hash else None
+        return self.hashed(value) if name in self.hash and value is not None else None
 
     def _scrubs(self, entry: dict[str, Any], present: list[str]) -> list[tuple[str, str]]:
         """(text, replacement) for each masked text value of the entry,
@@ -139,6 +139,8 @@ def _parse_item(item: str, number: int) -> tuple[str, str]:
     name, colon, mode = (part.strip() for part in item.partition(":"))
     if not name:
         raise MaskError(f"--mask: item {number} ({item.strip()!r}) names no field")
+    if any(character.isspace() for character in name):
+        raise MaskError(f"--mask: {name!r} is no field name (a missing comma?)")
     if colon and mode not in _MODES:
         raise MaskError(f"--mask: {name!r} has the unknown mode {mode!r}; expected :erase or :hash")
     return name, mode if colon else "erase"

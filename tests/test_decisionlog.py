@@ -62,6 +62,7 @@ def test_parse_nothing(spec: str | None) -> None:
     ("phone,phone:hash", "--mask: 'phone' is listed twice"),
     ("phone:hide", "--mask: 'phone' has the unknown mode 'hide'; expected :erase or :hash"),
     ("phone:", "--mask: 'phone' has the unknown mode ''; expected :erase or :hash"),
+    ("phone email", "--mask: 'phone email' is no field name (a missing comma?)"),
 ])
 def test_parse_refuses(spec: str, message: str) -> None:
     with pytest.raises(MaskError) as raised:
@@ -111,6 +112,16 @@ def test_entries_without_history_or_decision() -> None:
     assert masked["input"]["account"]["id"].startswith(HASH_PREFIX)
     assert masked["granted"] is True and masked["reservation_id"] == "r1"
     assert Masking.parse("id").apply({"decision_id": "d3"}) == {"decision_id": "d3", "masked": []}
+
+
+def test_id_masked_where_the_account_has_none() -> None:
+    entry = an_entry()
+    del entry["input"]["account"]["id"]
+    entry["decision"]["account_id"] = None
+    masked = Masking.parse("id:hash", KEY).apply(entry)
+    assert masked["input"]["history"][0]["account_id"].startswith(HASH_PREFIX)
+    assert masked["decision"]["account_id"] is None  # null stays null: no fake id that joins id-less accounts
+    assert masked["masked"] == ["id"]
 
 
 def test_a_masked_value_quoted_elsewhere_is_masked_there_too() -> None:
