@@ -6,6 +6,7 @@ filled (rotation)."""
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import os
 import stat
@@ -281,6 +282,28 @@ def test_a_failed_write_reaches_the_caller() -> None:
     with pytest.raises(OSError):
         log.write(an_entry())
     assert log.lines_written == 0
+
+
+def test_a_line_half_written_when_the_disk_fills_is_cut_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "decisions.log"
+    log = DecisionLog(str(path))
+    log.write(an_entry(n=1))
+    real_write = os.write
+
+    def fills_up(fd: int, data: Any) -> int:
+        monkeypatch.setattr(os, "write", no_space)
+        return real_write(fd, data[:10])
+
+    def no_space(fd: int, data: Any) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", fills_up)
+    with pytest.raises(OSError, match="No space"):
+        log.write(an_entry(n=2))
+    monkeypatch.undo()
+    log.write(an_entry(n=3))
+    assert [line["input"]["account"]["n"] for line in lines_of(path)] == [1, 3]
+    assert log.lines_written == 2
 
 
 def test_dash_writes_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
