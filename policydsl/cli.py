@@ -63,6 +63,7 @@ from .suggest import did_you_mean_aside
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNUSABLE = 0, 1, 2
 _P = ParamSpec("_P")
+_Built = TypeVar("_Built")
 
 
 def _stderr() -> Console:
@@ -85,13 +86,19 @@ def _parse_now(value: str | None) -> dt.datetime:
 
 def _load(path: str, include_paths: tuple[str, ...]) -> Policy:
     """The compiled policy, or a clean exit 2 with positioned errors."""
+    return _compiled_or_exit(lambda: load_policy(path, include_paths))
+
+
+def _compiled_or_exit(build: Callable[[], _Built]) -> _Built:
+    """What `build` compiles, or its policy errors as positioned diagnostics and exit 2."""
     try:
-        return load_policy(path, include_paths)
+        return build()
     except PolicySyntaxError as error:
         _print_diagnostics([error.diagnostic], {error.span.file: error.source or ""})
+        sys.exit(EXIT_UNUSABLE)
     except PolicyCheckError as error:
         _print_diagnostics([d for d in error.diagnostics if d.severity == "error"], error.sources)
-    sys.exit(EXIT_UNUSABLE)
+        sys.exit(EXIT_UNUSABLE)
 
 
 def _print_diagnostics(diagnostics: list[Diagnostic], sources: dict[str, str]) -> None:
@@ -821,3 +828,63 @@ def _print_coverage_table(console: Console, coverage: Any) -> None:
         text = RuleInfo(item.span.file, item.span.line, item.text).head if item.category == "rule" else item.text
         table.add_row(line, item.label, escape(text), f"{mark} {escape(item.status())}", conditions)
     console.print(table, soft_wrap=False)
+
+
+# ------------------------------------------------------------ serve
+
+
+@main.command("serve")
+@click.argument("policy_paths", metavar="POLICY...", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every one).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8181, show_default=True,
+              help="Port to listen on (0: any free port, printed at start).")
+@click.option("--ledger", "ledger_url", metavar="URL",
+              help="Contact ledger: sqlite:///path.db (one file) or postgresql://... (several instances).")
+@click.option("--decision-log", "decision_log", metavar="FILE|-", help="Append one JSON line per decision.")
+@click.option("--decision-log-max-mb", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Rotate the decision log past this size (FILE.1, FILE.2, ...).")
+@click.option("--decision-log-backups", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--mask", metavar="FIELDS", help="Account fields kept out of the decision log: name (erased) or "
+                                               "name:hash (keyed hash), comma-separated.")
+@click.option("--mask-key-file", type=click.Path(dir_okay=False, exists=True), help="Key for --mask name:hash.")
+@click.option("--token-file", type=click.Path(dir_okay=False, exists=True),
+              help="Require Authorization: Bearer <the file's content> (health checks stay open).")
+@click.option("--request-timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="Seconds a request may take, reading its body included.")
+@click.option("--max-body-kb", type=click.IntRange(min=1), default=1024, show_default=True)
+@click.option("--reload-interval", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
+              help="Seconds between checks of the policy files for changes.")
+@click.option("--include-path", "include_paths", multiple=True, type=click.Path(file_okay=False))
+def serve_command(policy_paths: tuple[str, ...], host: str, port: int, ledger_url: str | None,
+                  decision_log: str | None, decision_log_max_mb: int, decision_log_backups: int, mask: str | None,
+                  mask_key_file: str | None, token_file: str | None, request_timeout: float, max_body_kb: int,
+                  reload_interval: float, include_paths: tuple[str, ...]) -> None:
+    """Serve decisions over HTTP (see docs/service.md); SIGTERM drains and stops."""
+    try:
+        from .service import Service, ServiceConfig, serve
+    except ImportError as missing:
+        _stderr().print(f"[red]error:[/] policy serve needs the service extra ({missing.name} is missing): "
+                        "pip install 'policydsl[serve]'")
+        sys.exit(EXIT_UNUSABLE)
+    from .decisionlog import MaskError
+    from .ledger import LedgerError
+
+    token = Path(token_file).read_text(encoding="utf-8").strip() if token_file else None
+    if token_file and not token:
+        raise click.BadParameter(f"{token_file} is empty", param_hint="--token-file")
+    config = ServiceConfig(policy_paths, include_paths, ledger_url, decision_log, mask,
+                           Path(mask_key_file).read_bytes() if mask_key_file else None, token,
+                           max_body_kb * 1024, request_timeout, reload_interval,
+                           log_max_bytes=decision_log_max_mb * 2 ** 20, log_backups=decision_log_backups)
+    try:
+        service = _compiled_or_exit(lambda: Service(config))
+    except (LedgerError, MaskError, OSError, ValueError) as error:
+        _stderr().print(f"[red]error:[/] {escape(str(error))}")
+        sys.exit(EXIT_UNUSABLE)
+    try:
+        serve(service, host, port, lambda line: _stderr().print(f"policy serve: {escape(line)}"))
+    except OSError as error:  # the port is taken, the address is not this machine's
+        service.close()
+        reason = escape(error.strerror or str(error))
+        _stderr().print(f"[red]error:[/] cannot listen on {escape(host)}:{port}: {reason}")
+        sys.exit(EXIT_UNUSABLE)
