@@ -24,6 +24,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -162,7 +163,11 @@ class Ledger(ABC):
         self._guard = threading.Lock()
         self._owned: list[tuple[threading.Thread, _Connection]] = []
         self._closed = False
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            self.close()  # the caller never gets the ledger to close
+            raise
 
     # ------------------------------------------------------------ dialect
 
@@ -357,12 +362,12 @@ class Ledger(ABC):
                 raise
 
     def _connection(self) -> _Connection:
+        if self._closed:
+            raise LedgerError(f"ledger {self.url_for_display} is closed")
         connection: _Connection | None = getattr(self._local, "connection", None)
         if connection is not None:
             return connection
         with self._guard:
-            if self._closed:
-                raise LedgerError(f"ledger {self.url_for_display} is closed")
             self._close_orphans()
         try:
             connection = self._connect()
@@ -407,14 +412,14 @@ class SqliteLedger(Ledger):
 
     def __init__(self, path: str) -> None:
         self.path = path
-        super().__init__(f"sqlite:///{os.path.abspath(path)}")
+        super().__init__(f"sqlite://{os.path.abspath(path)}")
 
     def _connect(self) -> _Connection:
         # check_same_thread=False only so that close() may close it from
         # another thread; each connection is used by the thread that opened it.
         connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        connection.execute("PRAGMA busy_timeout = 30000")  # wait for another writer, not fail
-        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute(f"PRAGMA busy_timeout = {_BUSY_SECONDS * 1000}")  # wait for another writer, not fail
+        _use_wal(connection)
         connection.execute("PRAGMA synchronous = NORMAL")
         return connection
 
@@ -423,6 +428,25 @@ class SqliteLedger(Ledger):
 
     def _is_store_error(self, error: Exception) -> bool:
         return isinstance(error, sqlite3.Error)
+
+
+_BUSY_SECONDS = 30
+
+
+def _use_wal(connection: sqlite3.Connection) -> None:
+    """Put the file in WAL mode (readers then never wait for the writer).
+    While another connection switches a new file to WAL, SQLite answers
+    "database is locked" at once instead of calling the busy handler, so two
+    processes opening a new ledger together retry here rather than fail."""
+    deadline = time.monotonic() + _BUSY_SECONDS
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 class PostgresLedger(Ledger):

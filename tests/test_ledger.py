@@ -29,7 +29,7 @@ T0 = dt.datetime(2025, 6, 3, 10, 0, tzinfo=dt.UTC)
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/ledger.db"
+        return f"sqlite://{tmp_path}/ledger.db"
     database: str = request.getfixturevalue("postgres_database")
     return database
 
@@ -220,7 +220,7 @@ def test_the_cap_holds_on_a_server_defaulting_to_repeatable_read(postgres_databa
 
 
 def test_two_sqlite_ledgers_on_one_file_stay_exact(tmp_path: Any) -> None:
-    url = f"sqlite:///{tmp_path}/shared.db"
+    url = f"sqlite://{tmp_path}/shared.db"
     ledgers = [open_ledger(url), open_ledger(url)]
     results = in_threads(32, lambda i: ledgers[i % 2].reserve("a", "call", T0, under_cap(7)))
     for ledger in ledgers:
@@ -259,12 +259,12 @@ def test_a_relative_sqlite_url_is_relative_to_the_working_directory(tmp_path: An
     ledger = open_ledger("sqlite://here.db")
     ledger.close()
     assert (tmp_path / "here.db").exists()
-    assert ledger.url_for_display == f"sqlite:///{tmp_path}/here.db"
+    assert ledger.url_for_display == f"sqlite://{tmp_path}/here.db"
 
 
 def test_a_sqlite_file_that_cannot_be_created_is_a_ledger_error(tmp_path: Any) -> None:
     with pytest.raises(LedgerError, match="cannot open ledger"):
-        open_ledger(f"sqlite:///{tmp_path}/no/such/dir/ledger.db")
+        open_ledger(f"sqlite://{tmp_path}/no/such/dir/ledger.db")
 
 
 def test_a_closed_ledger_refuses_work(ledger: Ledger) -> None:
@@ -303,6 +303,17 @@ def test_ping_reports_a_lost_connection_and_then_reconnects(postgres_database: s
         ledger.ping()
     ledger.ping()
     ledger.close()
+
+
+def test_connections_of_ended_threads_are_closed(postgres_database: str) -> None:
+    """A thread pool retires idle threads; their connections must not pile up."""
+    ledger = open_ledger(postgres_database)
+    in_threads(8, lambda _: ledger.history("a"))
+    in_threads(1, lambda _: ledger.history("a"))  # opening a connection closes those of ended threads
+    backends = rows(postgres_database, "SELECT COUNT(*) FROM pg_stat_activity "
+                                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    ledger.close()
+    assert backends == [(2,)]  # the opening thread's and the last one's
 
 
 def test_a_postgresql_url_without_psycopg_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
