@@ -322,7 +322,8 @@ class Service:
             self.metrics.reservations.labels(policy.name, str(reserved.granted).lower()).inc()
             self.logged("/v1/reserve", policy, document, decision, account, history, now,
                         granted=reserved.granted, reservation_id=reserved.reservation_id)
-        return JSONResponse({**reserved.body, "replayed": reserved.replayed})
+        return JSONResponse({"granted": reserved.granted, "reservation_id": reserved.reservation_id,
+                             "decision": reserved.body["decision"], "replayed": reserved.replayed})
 
     async def complete(self, request: Request, body: dict[str, Any]) -> Response:
         ledger = self._ledger()
@@ -472,7 +473,8 @@ def create_app(service: Service) -> Starlette:
         try:
             media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
             if media not in ("application/json", "") and not media.endswith("+json"):
-                raise Problem(415, "Unsupported media type", f"send application/json, not {media}")
+                raise Problem(415, "Unsupported media type", f"send Content-Type: application/json, not {media} "
+                              "(with curl: --json BODY)")
             with anyio.fail_after(config.request_timeout):
                 body = parse_json(await _body(request, config.max_body_bytes))
                 if not isinstance(body, dict):

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -299,19 +298,11 @@ def test_a_server_that_cannot_start_says_why_and_exits_2(tmp_path: Path) -> None
 # ------------------------------------------------------------ the ledger
 
 
-def _pg_database(postgres_url: str) -> str:
-    psycopg = pytest.importorskip("psycopg")
-    name = f"serve_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_url, autocommit=True) as connection:
-        connection.execute(f"CREATE DATABASE {name}")
-    return postgres_url.rsplit("/", 1)[0] + "/" + name
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'contacts.db'}"
-    return _pg_database(request.getfixturevalue("postgres_url"))
+    return str(request.getfixturevalue("postgres_database"))  # a real server: tests/conftest.py
 
 
 def _reserve(server: Server, account: dict[str, Any], action: str, now: str, key: str | None = None
