@@ -412,7 +412,8 @@ class SqliteLedger(Ledger):
 
     def __init__(self, path: str) -> None:
         self.path = path
-        super().__init__(f"sqlite://{os.path.abspath(path)}")
+        # One leading slash however many the URL had (`sqlite:////abs` is the same file).
+        super().__init__("sqlite:///" + os.path.abspath(path).lstrip("/"))
 
     def _connect(self) -> _Connection:
         # check_same_thread=False only so that close() may close it from

@@ -260,6 +260,9 @@ def test_a_relative_sqlite_url_is_relative_to_the_working_directory(tmp_path: An
     ledger.close()
     assert (tmp_path / "here.db").exists()
     assert ledger.url_for_display == f"sqlite://{tmp_path}/here.db"
+    also_absolute = open_ledger(f"sqlite:///{tmp_path}/here.db")  # the four slashes of SQLAlchemy's form
+    also_absolute.close()
+    assert also_absolute.url_for_display == ledger.url_for_display
 
 
 def test_a_sqlite_file_that_cannot_be_created_is_a_ledger_error(tmp_path: Any) -> None:
