@@ -150,7 +150,8 @@ class Ledger(ABC):
 
     Every write runs in an explicit transaction that first takes the named
     locks it needs (the accounts it touches, its idempotency key), always in
-    sorted order so that two transactions never wait for each other.
+    sorted order, so that two transactions may queue for a lock but never
+    wait for each other in a cycle.
     """
 
     placeholder: ClassVar[str] = "?"
