@@ -843,7 +843,8 @@ def _print_coverage_table(console: Console, coverage: Any) -> None:
 @click.option("--decision-log", "decision_log", metavar="FILE|-", help="Append one JSON line per decision.")
 @click.option("--decision-log-max-mb", type=click.IntRange(min=1), default=100, show_default=True,
               help="Rotate the decision log past this size (FILE.1, FILE.2, ...).")
-@click.option("--decision-log-backups", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--decision-log-backups", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Rotated decision-log files kept; the oldest is dropped.")
 @click.option("--mask", metavar="FIELDS", help="Account fields kept out of the decision log: name (erased) or "
                                                "name:hash (keyed hash), comma-separated.")
 @click.option("--mask-key-file", type=click.Path(dir_okay=False, exists=True), help="Key for --mask name:hash.")
@@ -851,10 +852,12 @@ def _print_coverage_table(console: Console, coverage: Any) -> None:
               help="Require Authorization: Bearer <the file's content> (health checks stay open).")
 @click.option("--request-timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
               help="Seconds a request may take, reading its body included.")
-@click.option("--max-body-kb", type=click.IntRange(min=1), default=1024, show_default=True)
+@click.option("--max-body-kb", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="The largest request body; a larger one is refused with 413.")
 @click.option("--reload-interval", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
               help="Seconds between checks of the policy files for changes.")
-@click.option("--include-path", "include_paths", multiple=True, type=click.Path(file_okay=False))
+@click.option("--include-path", "include_paths", multiple=True, type=click.Path(file_okay=False),
+              help="Another directory the policies' includes may read from.")
 def serve_command(policy_paths: tuple[str, ...], host: str, port: int, ledger_url: str | None,
                   decision_log: str | None, decision_log_max_mb: int, decision_log_backups: int, mask: str | None,
                   mask_key_file: str | None, token_file: str | None, request_timeout: float, max_body_kb: int,

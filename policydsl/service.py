@@ -66,6 +66,7 @@ from .wire import (
 )
 
 MiB = 2 ** 20
+RECORD_LIMIT = 1_000  # contacts per POST /v1/contacts
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ class Service:
         if len(set(names)) != len(names):
             raise ValueError("two served policies have the same name: " + ", ".join(sorted(names)))
         self.masking = Masking.parse(config.mask, config.mask_key)
+        self._check_masked_fields()
         self.metrics = Metrics()
         for slot in self.slots:
             self.metrics.serving(slot)
@@ -146,6 +148,15 @@ class Service:
                                backups=config.log_backups) if config.decision_log else None
         self.watcher = Watcher(self.slots, config.reload_interval, self._reloaded)
         self._previous = {id(slot): slot.policy for slot in self.slots}
+
+    def _check_masked_fields(self) -> None:
+        """A masked name that is no field of any served policy would mask
+        nothing, silently (accounts cannot carry other keys): refused."""
+        fields = sorted({name for slot in self.slots for name in slot.policy.field_names})
+        for name in sorted(self.masking.fields):
+            if name not in fields:
+                raise ValueError(f"--mask: {name!r} is not a field of the served policies"
+                                 + did_you_mean_aside(name, fields) + f"; fields: {', '.join(fields)}")
 
     def _reloaded(self, slot: PolicySlot, swapped: bool) -> None:
         outcome = "failure" if slot.last_error else ("swapped" if swapped else "unchanged")
@@ -279,7 +290,9 @@ class Service:
         ledger = self._ledger()
         an_object(body, "", ("contacts", "policy"), ("contacts",))
         policy = self.slot_named(body).policy
-        contacts = a_history(body["contacts"], "contacts", Vocabulary.of(policy.model), None, self.config.max_items)
+        # One transaction locks every account it records for: bounded, so that a
+        # PostgreSQL ledger's lock table (max_locks_per_transaction) holds them.
+        contacts = a_history(body["contacts"], "contacts", Vocabulary.of(policy.model), None, RECORD_LIMIT)
         key, fingerprint = _idempotency(request, body)
         try:
             ids = await self.in_ledger("record", ledger.record, contacts, idempotency_key=key,

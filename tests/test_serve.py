@@ -288,6 +288,8 @@ def test_a_server_that_cannot_start_says_why_and_exits_2(tmp_path: Path) -> None
     assert result.returncode == 2 and "sqlite" in result.stderr and "Traceback" not in result.stderr
     result = _run_serve(ECOMMERCE, "--mask", "id:hash", cwd=tmp_path)
     assert result.returncode == 2 and "key" in result.stderr and "Traceback" not in result.stderr
+    result = _run_serve(ECOMMERCE, "--mask", "balanse", cwd=tmp_path)  # it would mask nothing
+    assert result.returncode == 2 and "did you mean 'balance'" in result.stderr and "Traceback" not in result.stderr
     with serving(ECOMMERCE, cwd=tmp_path) as server:
         port = server.url.rsplit(":", 1)[1]
         taken = subprocess.run([sys.executable, "-m", "policydsl", "serve", str(ECOMMERCE), "--port", port],
