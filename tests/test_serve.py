@@ -143,7 +143,7 @@ def test_without_now_the_server_decides_at_its_own_clock(ecommerce: Server) -> N
 
 
 def test_a_batch_answers_in_order_and_a_bad_account_only_costs_its_own_decision(ecommerce: Server) -> None:
-    accounts = [{**ACCOUNT, "id": f"B{number}", "days_past_due": number * 10} for number in range(12)]
+    accounts = [{**ACCOUNT, "id": f"B{number}", "days_past_due": number * 10} for number in range(25)]  # over INLINE_BATCH
     accounts[5] = {**accounts[5], "days_past_due": "forty"}
     accounts[7] = {**accounts[7], "days_past_dew": 3}
     history = [{"account_id": "B3", "action": "sms", "at": "2025-06-04T01:00:00Z"}]
