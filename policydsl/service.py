@@ -127,18 +127,40 @@ class Metrics:
         self.ledger = Histogram("policydsl_ledger_duration_seconds", "Time of ledger operations", ["operation"],
                                 registry=r, buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1, 5))
         self.log_lines = Counter("policydsl_decision_log_lines_total", "Lines written to the decision log", registry=r)
+        self._decisions = _Children(self.decisions)
+        self._blocks = _Children(self.blocks)
 
     def count(self, name: str, decision: Decision) -> None:
+        """Count a decision and its reasons: once per kind, through cached
+        label children (`labels()` per blocked entry cost as much as deciding)."""
         result = "error" if decision.error else ("allowed" if decision.allowed else "none_allowed")
-        self.decisions.labels(name, result).inc()
+        self._decisions(name, result).inc()
+        kinds: dict[str, int] = {}
         for entry in decision.blocked:
-            self.blocks.labels(name, entry.kind).inc()
+            kinds[entry.kind] = kinds.get(entry.kind, 0) + 1
+        for kind, number in kinds.items():
+            self._blocks(name, kind).inc(number)
 
     def serving(self, slot: PolicySlot, previous: Policy | None = None) -> None:
         if previous is not None:
             self.info.remove(previous.name, previous.version, previous.digest)
         self.info.labels(slot.policy.name, slot.policy.version, slot.policy.digest).set(1)
         self.reload_error.labels(slot.policy.name).set(1 if slot.last_error else 0)
+
+
+class _Children:
+    """A labelled counter's children by their labels, looked up in a dict
+    (`Counter.labels` checks and copies its arguments on every call)."""
+
+    def __init__(self, metric: Counter) -> None:
+        self.metric = metric
+        self.children: dict[tuple[str, ...], Counter] = {}
+
+    def __call__(self, *labels: str) -> Counter:
+        child = self.children.get(labels)
+        if child is None:
+            child = self.children.setdefault(labels, self.metric.labels(*labels))
+        return child
 
 
 class Service:

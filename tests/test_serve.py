@@ -189,6 +189,9 @@ def test_health_status_metrics_and_openapi(ecommerce: Server) -> None:
     assert 'policydsl_decisions_total{policy="ecommerce-consumer-loan",result="allowed"} 1.0' in metrics
     assert "policydsl_request_duration_seconds_bucket" in metrics and "policydsl_policy_info" in metrics
     assert "A0002" not in metrics  # never an account id as a label
+    for kind in {entry["kind"] for entry in decided["blocked"]}:
+        number = sum(entry["kind"] == kind for entry in decided["blocked"])
+        assert f'policydsl_blocked_total{{kind="{kind}",policy="ecommerce-consumer-loan"}} {number}.0' in metrics
     assert spec["openapi"].startswith("3.1")
     schemas = spec["components"]["schemas"]
     jsonschema.validate(decided, {**schemas["Decision"], "$defs": schemas["Decision"].get("$defs", {})})
