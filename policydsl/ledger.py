@@ -18,6 +18,7 @@ the auto-numbered column, which exceptions the driver raises).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -28,7 +29,6 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -332,7 +332,7 @@ class Ledger(ABC):
 
     # ------------------------------------------------------------ transactions
 
-    @contextmanager
+    @contextlib.contextmanager
     def _transaction(self, locks: Sequence[str], kind: str = "", key: str | None = None, *,
                      write: bool = True) -> Iterator[_Connection]:
         """One transaction on this thread's connection, holding `locks` (and
@@ -342,18 +342,24 @@ class Ledger(ABC):
         and the connection is dropped, since it may be broken."""
         names = sorted({*locks, *([_key_lock(kind, key)] if key is not None else [])})
         connection = self._connection()
-        try:
-            connection.execute(self.begin if write else "BEGIN")
-            if names:
-                self._lock(connection, names)
-            yield connection
-            connection.execute("COMMIT")
-        except BaseException as error:
-            self._rollback(connection)
-            if isinstance(error, Exception) and self._is_store_error(error):
-                self._drop(connection)
-                raise LedgerError(f"ledger {self.url_for_display}: {_first_line(error)}") from None
-            raise
+        with self._writing() if write else contextlib.nullcontext():
+            try:
+                connection.execute(self.begin if write else "BEGIN")
+                if names:
+                    self._lock(connection, names)
+                yield connection
+                connection.execute("COMMIT")
+            except BaseException as error:
+                self._rollback(connection)
+                if isinstance(error, Exception) and self._is_store_error(error):
+                    self._drop(connection)
+                    raise LedgerError(f"ledger {self.url_for_display}: {_first_line(error)}") from None
+                raise
+
+    def _writing(self) -> contextlib.AbstractContextManager[Any]:
+        """Held around a write transaction: nothing by default (the store's
+        own locks order writers)."""
+        return contextlib.nullcontext()
 
     def _rollback(self, connection: _Connection) -> None:
         try:
@@ -413,6 +419,7 @@ class SqliteLedger(Ledger):
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self._write_lock = threading.Lock()
         # One leading slash however many the URL had (`sqlite:////abs` is the same file).
         super().__init__("sqlite:///" + os.path.abspath(path).lstrip("/"))
 
@@ -427,6 +434,14 @@ class SqliteLedger(Ledger):
 
     def _lock(self, connection: _Connection, names: Sequence[str]) -> None:
         """Nothing to take: the transaction already holds the write lock."""
+
+    def _writing(self) -> contextlib.AbstractContextManager[Any]:
+        """This process's writers queue on a lock of their own before
+        `BEGIN IMMEDIATE`: SQLite's busy handler polls with sleeps of up to
+        100 ms, which under 16 concurrent reservations gave a p99 of 200 ms;
+        a thread lock hands the file over as soon as it is free. Other
+        processes still wait in the busy handler."""
+        return self._write_lock
 
     def _is_store_error(self, error: Exception) -> bool:
         return isinstance(error, sqlite3.Error)
