@@ -867,7 +867,7 @@ def serve_command(policy_paths: tuple[str, ...], host: str, port: int, ledger_ur
         from .service import Service, ServiceConfig, serve
     except ImportError as missing:
         _stderr().print(f"[red]error:[/] policy serve needs the service extra ({missing.name} is missing): "
-                        "pip install 'policydsl[serve]'")
+                        + escape("pip install 'policydsl[serve]'"))
         sys.exit(EXIT_UNUSABLE)
     from .decisionlog import MaskError
     from .ledger import LedgerError

@@ -143,7 +143,8 @@ def test_without_now_the_server_decides_at_its_own_clock(ecommerce: Server) -> N
 
 
 def test_a_batch_answers_in_order_and_a_bad_account_only_costs_its_own_decision(ecommerce: Server) -> None:
-    accounts = [{**ACCOUNT, "id": f"B{number}", "days_past_due": number * 10} for number in range(25)]  # over INLINE_BATCH
+    accounts = [{**ACCOUNT, "id": f"B{number}", "days_past_due": number * 10}
+                for number in range(25)]  # more than INLINE_BATCH: decided in a worker thread
     accounts[5] = {**accounts[5], "days_past_due": "forty"}
     accounts[7] = {**accounts[7], "days_past_dew": 3}
     history = [{"account_id": "B3", "action": "sms", "at": "2025-06-04T01:00:00Z"}]
@@ -516,3 +517,11 @@ def test_masked_fields_never_reach_the_decision_log(tmp_path: Path) -> None:
     assert first["input"]["account"]["id"] == again["input"]["account"]["id"]  # hashed alike: still joinable
     assert first["decision_id"] == answer["decision_id"] and again["decision_id"] == second["decision_id"]
     assert first["policy"]["digest"] == answer["policy"]["digest"]
+
+
+def test_without_the_serve_extra_the_command_says_how_to_install_it(tmp_path: Path) -> None:
+    blocked = "import sys; sys.modules['anyio'] = None; from policydsl.cli import main; main()"
+    result = subprocess.run([sys.executable, "-c", blocked, "serve", str(ECOMMERCE)], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "pip install 'policydsl[serve]'" in result.stderr
+    assert "Traceback" not in result.stderr
