@@ -143,17 +143,6 @@ BASE_FULL, BASE_ALLOWED, BASE_SAME = "PlainPython", "PlainPythonAllowed", "HandW
 
 # ---------------------------------------------------------------- helpers
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
-
-
 def log(*args) -> None:
     print(*args, flush=True)
 
@@ -181,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = args.runs or (3 if args.quick else 5)
     t0 = time.perf_counter()
 
-    env = {"cpu_model": cpu_model(), "nproc": os.cpu_count(), "python": sys.version.split()[0],
+    env = {"cpu_model": workload.cpu_model(), "nproc": os.cpu_count(), "python": sys.version.split()[0],
            "platform": platform.platform(), "population_n": n, "seed": workload.SEED, "runs": runs,
            "now": NOW.isoformat(), "quick": args.quick, "rust_backtrace_env_removed": _RUST_BT}
     try:

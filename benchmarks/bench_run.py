@@ -37,7 +37,6 @@ import hashlib
 import itertools
 import json
 import os
-import platform
 import random
 import statistics
 import subprocess
@@ -170,17 +169,6 @@ def shuffled_copy(contacts: str, seed: int) -> str:
     return target
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def count_lines(path: str) -> int:
     with open(path, "rb") as f:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
@@ -225,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError:
         load = ["?"]
     bare = measure([sys.executable, "-c", "pass"])
-    log(f"machine: {cpu_model()}, {os.cpu_count()} CPU(s), Python {sys.version.split()[0]}, "
+    log(f"machine: {workload.cpu_model()}, {os.cpu_count()} CPU(s), Python {sys.version.split()[0]}, "
         f"load average {' '.join(load)}; a bare interpreter peaks at {bare[2] / 1e6:.0f} MB")
     log(f"policy command: {' '.join(policy)}")
 

@@ -66,6 +66,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
+from workload import cpu_model  # noqa: E402
+
 from policydsl import load_policy  # noqa: E402
 
 ECOMMERCE = os.path.join(ROOT, "policies", "ecommerce_consumer_loan.policy")
@@ -77,17 +79,6 @@ NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][-+]?\d+)?")
 
 
 # ------------------------------------------------------------------ environment
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
-
 
 def load_average() -> str:
     try:

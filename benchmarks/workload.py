@@ -31,6 +31,7 @@ import datetime as dt
 import functools
 import importlib.util
 import os
+import platform
 import random
 import sys
 import time
@@ -416,3 +417,15 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def cpu_model() -> str:
+    """The CPU's model name, for the machine line every benchmark prints."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "?"
