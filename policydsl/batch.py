@@ -78,14 +78,14 @@ def decide_row(policy: Engine, row: AccountRow, contacts: list[Contact], broken:
                now: dt.datetime) -> Decision:
     """The decision for one row; every problem becomes an error decision
     naming the row (and line), never an exception."""
-    where = f"row {row.number} (line {row.line})"
+    where = f"{row.where}: " if row.where else ""
     if row.values is None:
-        return policy.error_decision(row.account_id, row.problem or f"{where}: unreadable", now=now)
+        return policy.error_decision(row.account_id, row.problem or f"{where}unreadable", now=now)
     if broken is not None:
-        return policy.error_decision(row.account_id, f"{where}: contact history: {broken}", now=now)
+        return policy.error_decision(row.account_id, f"{where}contact history: {broken}", now=now)
     decision = policy.evaluate(row.values, contacts, now=now)
     if decision.error:
-        return policy.error_decision(decision.account_id, f"{where}: {decision.error}", now=now)
+        return policy.error_decision(decision.account_id, f"{where}{decision.error}", now=now)
     return decision
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import datetime as dt
 import functools
 import json
 import os
@@ -54,9 +55,9 @@ class InputError(PolicyError):
 class AccountRow:
     """One data row of the accounts file: its values, or why it cannot be read."""
 
-    number: int  # 1-based data row (the header is not counted)
-    line: int  # physical line where the row starts
-    values: dict[str, str] | None
+    number: int  # 1-based data row (the header is not counted); 0 in a source with no row order (Spark)
+    line: int | None  # physical line where the row starts (None: a Parquet or Spark row has no lines)
+    values: dict[str, Any] | None  # text from a CSV; typed values from Arrow (Parquet, Spark)
     problem: str | None = None
     raw: list[str] = field(default_factory=list)
     header: list[str] = field(default_factory=list)  # shared by all rows of a file
@@ -67,6 +68,13 @@ class AccountRow:
         if self.values is not None:
             return self.values.get("id") or None
         return self.unread_id
+
+    @property
+    def where(self) -> str:
+        """Where the row is, for its error ("" for a row of an unordered source)."""
+        if self.number <= 0:
+            return ""
+        return f"row {self.number}" if self.line is None else f"row {self.number} (line {self.line})"
 
 
 def open_text(path: str) -> IO[str]:
@@ -255,32 +263,29 @@ def _header(records: Iterator[_Record], path: str, what: str) -> list[str]:
 # ------------------------------------------------------------ accounts
 
 
-class AccountsFile:
-    """An accounts CSV with its header read and checked; iterating gives its
-    rows. What the header says about the policy's fields (`unknown`,
-    `absent`) and the lines where a byte-order mark was removed (`bom_lines`,
-    filled while reading) are kept for the run's report."""
+class AccountsSource:
+    """What a run needs of an accounts file whatever its format: its header
+    checked against the policy (`unknown` columns, defaulted fields that are
+    `absent`) and, once read, the lines where a byte-order mark was removed
+    (`bom_lines`, CSV only); iterating gives its rows in order."""
 
-    def __init__(self, path: str, required: set[str], fields: set[str] | None) -> None:
-        self.path = path
-        handle = open_text(path)
-        records = _records(handle)
-        try:
-            self.header = _header(records, path, "")
-        except BaseException:
-            handle.close()
-            raise
+    path: str
+    header: list[str]
+    _rows: Iterator[AccountRow]
+
+    def _check_header(self, required: set[str], fields: set[str] | None) -> list[int]:
+        """InputError for a missing column; the notes for the rest. Returns
+        the indexes of the columns the policy reads."""
         missing = sorted(required - set(self.header))
         if missing:
-            handle.close()
-            raise InputError(f"{path}: missing column(s) {', '.join(missing)} (the policy has no default for them)")
+            raise InputError(f"{self.path}: missing column(s) {', '.join(missing)} (the policy has no default "
+                             "for them)")
         known = set(self.header) if fields is None else fields
         self.unknown: list[str] = [_unknown_column(name, number, known)
                                    for number, name in enumerate(self.header, 1) if name not in known]
         self.absent: list[str] = sorted(known - required - set(self.header))
         self.bom_lines: list[int] = []
-        checked = [i for i, name in enumerate(self.header) if name in known]
-        self._rows = self._read(handle, records, checked)
+        return [i for i, name in enumerate(self.header) if name in known]
 
     def __iter__(self) -> Iterator[AccountRow]:
         return self._rows
@@ -297,6 +302,23 @@ class AccountsFile:
             notes.append(f"{self.path}: {len(self.absent)} defaulted field(s) have no column, so their defaults "
                          f"are used for every row: {fields}")
         return notes
+
+
+class AccountsFile(AccountsSource):
+    """An accounts CSV with its header read and checked; iterating gives its
+    rows."""
+
+    def __init__(self, path: str, required: set[str], fields: set[str] | None) -> None:
+        self.path = path
+        handle = open_text(path)
+        records = _records(handle)
+        try:
+            self.header = _header(records, path, "")
+            checked = self._check_header(required, fields)
+        except BaseException:
+            handle.close()
+            raise
+        self._rows = self._read(handle, records, checked)
 
     def _read(self, handle: IO[str], records: Iterator[_Record], checked: list[int]) -> Iterator[AccountRow]:
         with handle:
@@ -418,6 +440,20 @@ class HistoryFacts:
     bom_lines: list[int] = field(default_factory=list)
     path: str = ""
     outcomes_declared: bool = False  # the policy closed its outcome vocabulary
+    # How a problem names its row: a CSV by file and line, Parquet by file and row (`locate`); "" for a
+    # source with no row order (a Spark DataFrame), whose problems name no row.
+    row_label: str = "{path}:{line}"
+
+    def locate(self, line: int) -> str:
+        return self.row_label.format(path=self.path, line=line)
+
+    def unreadable(self, line: int, account_id: str, problem: str) -> None:
+        """A history row that cannot be read: reported, and its account
+        (when it names one) decided by no rule."""
+        located = f"{self.locate(line)}: {problem}" if self.row_label else problem
+        self.problems.append(located)
+        if account_id and account_id not in self.broken:
+            self.broken[account_id] = f"unreadable row {located}" if self.row_label else f"unreadable row: {problem}"
 
     def note_unknown(self, account_id: str, line: int, vocabulary: Vocabulary, contact: Contact) -> None:
         """Count a row naming an unknown action or outcome (`line`: where it
@@ -431,7 +467,7 @@ class HistoryFacts:
         entry[0] += 1
         if refused and account_id not in self.refused:
             hint = f" (did you mean {meant!r}?)" if meant is not None else ""
-            self.refused[account_id] = (f"row {self.path}:{line} names {what} {value!r}, which the policy does not "
+            self.refused[account_id] = (f"row {self.locate(line)} names {what} {value!r}, which the policy does not "
                                         f"know{hint}; "
                                         "--strict decides no account on such a row")
 
@@ -518,34 +554,57 @@ def read_history(path: str, vocabulary: Vocabulary | None = None) -> History:
 
 def _read_contact(facts: HistoryFacts, path: str, record: _Record, header: list[str],
                   index: dict[str, int]) -> Contact | None:
-    """One history record as a Contact, or its problem (with file:line) into
-    `facts.problems` and the account into `facts.broken`. The common,
-    well-formed row is handled without building any message."""
+    """One CSV history record as a Contact, or its problem (see `read_contact`).
+    The common, well-formed row is handled without building any message."""
     cells = record.cells
-    id_at, at_at = index["account_id"], index["at"]
+    id_at = index["account_id"]
     account_id = normalise_id(cells[id_at]) if len(cells) > id_at else ""
     problem = record.problem
+    if problem is None:
+        if len(cells) != len(header):
+            problem = f"expected {len(header)} fields, found {len(cells)}"
+        elif _bad_bytes(cells) is not None:
+            problem = "bytes that are not UTF-8"
     if problem is not None:
-        pass
-    elif len(cells) != len(header):
-        problem = f"expected {len(header)} fields, found {len(cells)}"
-    elif _bad_bytes(cells) is not None:
-        problem = "bytes that are not UTF-8"
-    elif not account_id:
+        facts.unreadable(record.line, account_id, problem)
+        return None
+    outcome = cells[index["outcome"]] if "outcome" in index else ""
+    return read_contact(facts, record.line, account_id, cells[index["action"]], cells[index["at"]], outcome)
+
+
+def read_contact(facts: HistoryFacts, line: int, account_id: str, action: Any, at: Any, outcome: Any) -> Contact | None:
+    """One history row as a Contact, whatever the format read it (CSV text,
+    Arrow's typed values: a null is an empty cell), or None with its problem
+    (at `line`, as `facts.locate` names it) in `facts.problems` and its
+    account in `facts.broken`, so that no account is decided on part of its
+    history."""
+    problem = None
+    if not account_id:
         problem = "account_id is empty"
+    elif not isinstance(action, str | None) or not isinstance(outcome, str | None):
+        name, value = ("action", action) if not isinstance(action, str | None) else ("outcome", outcome)
+        problem = f"field {name!r}: {shown_cell(value)}; expected text"
     else:
         try:
-            at = read_datetime(cells[at_at])
+            instant = read_datetime("" if at is None else at)
         except ValueProblem as expected:
-            problem = f"field 'at': {cells[at_at]!r}; expected {expected}"
+            problem = f"field 'at': {shown_cell(at)}; expected {expected}"
     if problem is not None:
-        problem = f"{path}:{record.line}: {problem}"
-        facts.problems.append(problem)
-        if account_id and account_id not in facts.broken:
-            facts.broken[account_id] = f"unreadable row {problem}"
+        facts.unreadable(line, account_id, problem)
         return None
-    outcome = cells[index["outcome"]].strip() if "outcome" in index else ""
-    return Contact(account_id, cells[index["action"]].strip(), at, outcome)
+    return Contact(account_id, (action or "").strip(), instant, (outcome or "").strip())
+
+
+def shown_cell(value: Any) -> str:
+    """A cell as an error shows it: text quoted, an instant in ISO form
+    (saying so when it has no time zone), anything else by its type."""
+    if value is None:
+        return "''"
+    if isinstance(value, dt.datetime):
+        return value.isoformat() + (" (no time zone)" if value.tzinfo is None else "")
+    if isinstance(value, str):
+        return repr(value)
+    return f"{value!r} ({type(value).__name__})"
 
 
 # ------------------------------------------------------------ output
