@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import difflib
 import functools
+import importlib.util
 import os
 import sys
 import time
@@ -42,7 +43,7 @@ from .history import RunHistory, open_history
 from .inputs import normalise_id
 from .io import (
     AccountRow,
-    AccountsFile,
+    AccountsSource,
     History,
     HistoryFacts,
     InputError,
@@ -50,10 +51,13 @@ from .io import (
     LineFormat,
     RejectedRows,
     Vocabulary,
+    actionable,
+    atomic_binary_output,
     atomic_output,
     check_outputs,
     first_reasons,
     interruptible,
+    is_parquet_name,
     read_accounts,
     read_history,
     visible,
@@ -164,8 +168,12 @@ def main() -> None:
 @click.option("--history", "history_path", type=click.Path(dir_okay=False),
               help="Contact history CSV: account_id,action,at,outcome.")
 @click.option("--now", "now_text", help="Evaluation instant, ISO-8601 with offset (default: the current instant).")
-@click.option("--format", "output_format", type=click.Choice(["jsonl", "csv", "table"]), default="jsonl",
-              show_default=True)
+@click.option("--format", "output_format", type=click.Choice(["jsonl", "csv", "table", "parquet"]),
+              help="Decisions as JSONL (the default), CSV, a table, or Parquet (lists and structs; the default "
+                   "for an -o file named .parquet).")
+@click.option("--input-format", type=click.Choice(["csv", "parquet"]),
+              help="The accounts file's format (default: Parquet for a file named .parquet, .pq or .parq, "
+                   "else CSV). A --history file named so is read as Parquet too.")
 @click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False, allow_dash=True),
               help="Write decisions here (atomically) instead of standard output.")
 @click.option("--errors", "errors_path", type=click.Path(dir_okay=False),
@@ -186,9 +194,12 @@ def main() -> None:
                    "until is null).")
 @_stops_on_signals
 def run(policy_path: str, accounts_path: str, history_path: str | None, now_text: str | None,
-        output_format: str, output_path: str | None, errors_path: str | None, include_paths: tuple[str, ...],
-        quiet: bool, jobs: int, engine: str, strict: bool, blocked_entries: str) -> None:
-    """Decide every account of ACCOUNTS under POLICY: one decision per row, in order."""
+        output_format: str | None, input_format: str | None, output_path: str | None, errors_path: str | None,
+        include_paths: tuple[str, ...], quiet: bool, jobs: int, engine: str, strict: bool,
+        blocked_entries: str) -> None:
+    """Decide every account of ACCOUNTS (CSV or Parquet) under POLICY: one decision per row, in order."""
+    output_format = output_format or ("parquet" if output_path and is_parquet_name(output_path) else "jsonl")
+    _check_parquet_output(output_format, output_path, input_format, accounts_path, history_path)
     now = _parse_now(now_text)
     policy: Policy | ReferencePolicy = _load(policy_path, include_paths)
     if engine == "reference":
@@ -197,7 +208,7 @@ def run(policy_path: str, accounts_path: str, history_path: str | None, now_text
     with contextlib.ExitStack() as resources:
         try:
             history = resources.enter_context(_open_run_history(policy, history_path, accounts_path, strict))
-            rows = read_accounts(accounts_path, policy.required_fields(), set(policy.model.fields))
+            rows = read_accounts(accounts_path, policy.required_fields(), set(policy.model.fields), input_format)
             check_outputs({"-o": output_path, "--errors": errors_path},
                           [*policy.model.sources, accounts_path, *([history_path] if history_path else [])])
         except InputError as error:
@@ -208,15 +219,20 @@ def run(policy_path: str, accounts_path: str, history_path: str | None, now_text
             _refuse_strict(rows.notes)
         stats = _RunStats()
         try:
-            with atomic_output(output_path) as out, _optional_output(errors_path) as rejected_handle:
+            with _optional_output(errors_path) as rejected_handle:
                 rejected = RejectedRows(rejected_handle, rows.header) if rejected_handle else None
                 spec = PolicySpec.of(policy)
-                line_format = None if output_format == "table" else \
+                line_format = None if output_format in ("table", "parquet") else \
                     LineFormat(output_format, blocked_entries, policy.actions)
                 decisions = _decide_rows(policy, iter(rows), history, now, stats, rejected, jobs, spec, line_format)
                 if not quiet and _stderr().is_terminal:
                     decisions = _with_progress(decisions, accounts_path)
-                _write(decisions, line_format, out)
+                if output_format == "parquet":
+                    with atomic_binary_output(output_path) as binary:
+                        _write_parquet(decisions, binary, blocked_entries)
+                else:
+                    with atomic_output(output_path) as out:
+                        _write(decisions, line_format, out)
             report = _input_report(rows, facts, history.unmatched())
         except (InputError, WorkerError) as error:  # an output that cannot be created or written, a dead worker
             _stderr().print(f"[red]error:[/] {escape(str(error))}")
@@ -254,7 +270,7 @@ def _refuse_strict(notes: list[str]) -> None:
     sys.exit(EXIT_UNUSABLE)
 
 
-def _input_report(rows: AccountsFile, history: HistoryFacts, unmatched: int) -> list[str]:
+def _input_report(rows: AccountsSource, history: HistoryFacts, unmatched: int) -> list[str]:
     """What the inputs held that the policy does not read: ignored and absent
     columns, removed byte-order marks, history rows naming unknown actions or
     outcomes, history rows of no account in the run (rich markup)."""
@@ -338,6 +354,34 @@ def _write(decisions: Iterator[Decision | Rendered], line_format: LineFormat | N
     out.write(line_format.header())
     for decision in decisions:
         out.write(decision.line if isinstance(decision, Rendered) else line_format.line(decision))
+
+
+def _check_parquet_output(output_format: str, output_path: str | None, input_format: str | None,
+                          accounts_path: str, history_path: str | None) -> None:
+    """Exit 2 before reading anything when Parquet is asked for and cannot
+    be had: pyarrow missing (the extra names it), or Parquet bytes bound
+    for a terminal."""
+    wants = output_format == "parquet" or input_format == "parquet" or any(
+        path is not None and path != "-" and is_parquet_name(path) for path in (accounts_path, history_path))
+    if not wants:
+        return
+    if importlib.util.find_spec("pyarrow") is None:
+        _stderr().print("[red]error:[/] Parquet needs pyarrow: " + escape("pip install 'policydsl[parquet]'"))
+        sys.exit(EXIT_UNUSABLE)
+    if output_format == "parquet" and (output_path is None or output_path == "-") and sys.stdout.isatty():
+        _stderr().print("[red]error:[/] Parquet output is binary: give -o FILE.parquet (or redirect it)")
+        sys.exit(EXIT_UNUSABLE)
+
+
+def _write_parquet(decisions: Iterator[Decision | Rendered], out: IO[bytes], blocked_entries: str) -> None:
+    """Row groups of decisions, as they come (`--blocked actionable` too)."""
+    from .parquet import DecisionWriter
+
+    writer = DecisionWriter(out)
+    for decision in decisions:
+        assert isinstance(decision, Decision)  # no line format: workers send Decisions back
+        writer.add(actionable(decision) if blocked_entries == "actionable" else decision)
+    writer.close()
 
 
 def _shown(text: str) -> str:

@@ -50,10 +50,14 @@ import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from .decision import Contact
 from .inputs import normalise_id
-from .io import HistoryFacts, HistoryFile, InputError, Vocabulary, open_text
+from .io import HistoryFacts, HistoryFile, InputError, Vocabulary, is_parquet_name, open_text
+
+if TYPE_CHECKING:
+    from .parquet import ParquetHistory
 
 
 class RunHistory:
@@ -95,7 +99,7 @@ def open_history(path: str, vocabulary: Vocabulary, accounts_path: str, strict: 
     With `strict`, an account with a history row naming an unknown action or
     outcome is broken (decided by no rule). Raises InputError for a history
     that cannot be used."""
-    contacts = HistoryFile(path, vocabulary)  # the header checked before anything else
+    contacts = history_reader(path, vocabulary)  # the header checked before anything else
     if not _rereadable(path):
         return _Indexed(contacts, "history not a regular file: order not checked", strict)
     why = _order(path, "account_id", "history")
@@ -119,11 +123,27 @@ def _rereadable(path: str) -> bool:
         return False
 
 
+def history_reader(path: str, vocabulary: Vocabulary) -> HistoryFile | ParquetHistory:
+    """The history file's reader for its format (Parquet by its name)."""
+    if path != "-" and is_parquet_name(path):
+        from .parquet import ParquetHistory
+
+        return ParquetHistory(path, vocabulary)
+    return HistoryFile(path, vocabulary)
+
+
 def _order(path: str, id_column: str, what: str) -> str | None:
     """Why a file (`what`: history or accounts) cannot be joined (None: the
     ids of all its rows never decrease), read cheaply (see the module
     docstring): it is out of order, has no id column, or holds a row the full
-    reader might read otherwise."""
+    reader might read otherwise. A Parquet file's id column is read alone."""
+    if is_parquet_name(path):
+        from .parquet import ids_in_order
+
+        in_parquet_order = ids_in_order(path, id_column)
+        if in_parquet_order is None:
+            return f"{what} id column not read alone"
+        return None if in_parquet_order else f"{what} not sorted by account id"
     try:
         with open_text(path) as handle:
             reader = csv.reader(handle)
@@ -167,7 +187,7 @@ class _Joined(RunHistory):
 
     how = "joined in order (both files sorted by account id)"
 
-    def __init__(self, contacts: HistoryFile, accounts_path: str, strict: bool) -> None:
+    def __init__(self, contacts: HistoryFile | ParquetHistory, accounts_path: str, strict: bool) -> None:
         super().__init__(contacts.facts)
         self._strict = strict
         self._file = contacts
@@ -229,7 +249,7 @@ class _Indexed(RunHistory):
     The ids that found contacts go into a table, so the unmatched rows are
     counted by a query, not by a set in memory."""
 
-    def __init__(self, contacts: HistoryFile, why: str, strict: bool) -> None:
+    def __init__(self, contacts: HistoryFile | ParquetHistory, why: str, strict: bool) -> None:
         super().__init__(contacts.facts)
         self.how = f"indexed on disk ({why})"
         self._directory = tempfile.TemporaryDirectory(prefix="policy-history-")

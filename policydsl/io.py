@@ -340,13 +340,27 @@ def _unknown_column(name: str, number: int, fields: set[str]) -> str:
     return f"column {name!r} is not a field of the policy and is ignored" + did_you_mean_aside(name, fields)
 
 
-def read_accounts(path: str, required: set[str], fields: set[str] | None = None) -> AccountsFile:
-    """The rows of an accounts CSV. Raises InputError when the header lacks a
-    column the policy needs (every row would fail the same way) or names a
-    column twice. Only the columns in `fields` (default: all) are checked
-    for bytes that are not UTF-8, since the others are ignored; the others
-    are reported in `notes`."""
+def read_accounts(path: str, required: set[str], fields: set[str] | None = None,
+                  input_format: str | None = None) -> AccountsSource:
+    """The rows of an accounts file: CSV, or Parquet (by `input_format`, else
+    by the file's name). Raises InputError when the header lacks a column
+    the policy needs (every row would fail the same way) or names a column
+    twice. Only the columns in `fields` (default: all) are checked for
+    bytes that are not UTF-8, since the others are ignored; the others are
+    reported in `notes`."""
+    if (input_format or ("parquet" if is_parquet_name(path) else "csv")) == "parquet":
+        if path == "-":
+            raise InputError("standard input: Parquet cannot be read from a stream (its index is at the end); "
+                             "give a file")
+        from .parquet import ParquetAccounts
+
+        return ParquetAccounts(path, required, fields)
     return AccountsFile(path, required, fields)
+
+
+def is_parquet_name(path: str) -> bool:
+    """Parquet by name (`.parquet`, `.pq`, `.parq`), as a run chooses its formats."""
+    return os.path.splitext(path)[1].lower() in (".parquet", ".pq", ".parq")
 
 
 def _account_row(number: int, line: int, header: list[str], cells: list[str], checked: list[int]) -> AccountRow:
@@ -800,15 +814,29 @@ def atomic_output(path: str | None, errors: str = "strict") -> Iterator[IO[str]]
     device, FIFO or the like is written directly (replacing `/dev/null` with
     a file would be wrong). A write that fails (a full disk) is an InputError
     naming the target, with the old output intact and no temporary file left."""
+    with _atomic(path, sys.stdout, lambda target: open(target, "w", encoding="utf-8", errors=errors,
+                                                       newline="")) as handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def atomic_binary_output(path: str | None) -> Iterator[IO[bytes]]:
+    """`atomic_output` for bytes (a Parquet file)."""
+    with _atomic(path, sys.stdout.buffer, lambda target: open(target, "wb")) as handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def _atomic(path: str | None, stdout: IO[Any], opener: Callable[[str | int], IO[Any]]) -> Iterator[IO[Any]]:
     if path is None or path == "-":
         try:
-            yield sys.stdout
+            yield stdout
         except OSError as exc:
             raise InputError(f"standard output: cannot write: {exc.strerror or exc}") from None
-        _finish("standard output", sys.stdout.flush)
+        _finish("standard output", stdout.flush)
         return
     if _is_special(path):
-        with _direct(path, errors) as handle:
+        with _direct(path, opener) as handle:
             yield handle
         return
     target = os.path.realpath(path)
@@ -821,7 +849,7 @@ def atomic_output(path: str | None, errors: str = "strict") -> Iterator[IO[str]]
     try:
         restore_signals(deferred)  # a pending stop signal is raised here, where the file is removed
         os.chmod(temporary, _mode_for(target))
-        with os.fdopen(fd, "w", encoding="utf-8", errors=errors, newline="") as handle:
+        with opener(fd) as handle:
             try:
                 yield handle
             except OSError as exc:  # the body's writes to `handle`
@@ -838,9 +866,9 @@ def atomic_output(path: str | None, errors: str = "strict") -> Iterator[IO[str]]
 
 
 @contextlib.contextmanager
-def _direct(path: str, errors: str) -> Iterator[IO[str]]:
+def _direct(path: str, opener: Callable[[str | int], IO[Any]]) -> Iterator[IO[Any]]:
     try:
-        handle = open(path, "w", encoding="utf-8", errors=errors, newline="")  # noqa: SIM115 - closed below, errors told apart
+        handle = opener(path)
     except OSError as exc:
         raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
     try:
