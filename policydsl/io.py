@@ -558,10 +558,16 @@ class HistoryFile:
 
 
 def read_history(path: str, vocabulary: Vocabulary | None = None) -> History:
-    """The whole contact history in memory, indexed by (normalised) account
-    id, with what `HistoryFile` reports."""
+    """The whole contact history (CSV, or Parquet by its name) in memory,
+    indexed by (normalised) account id, with what `HistoryFile` reports."""
     history = History()
-    for contact in HistoryFile(path, vocabulary, history):
+    if path != "-" and is_parquet_name(path):
+        from .parquet import ParquetHistory
+
+        contacts: Iterable[Contact] = ParquetHistory(path, vocabulary, history)
+    else:
+        contacts = HistoryFile(path, vocabulary, history)
+    for contact in contacts:
         history.contacts.setdefault(contact.account_id, []).append(contact)
     return history
 

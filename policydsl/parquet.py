@@ -36,9 +36,11 @@ ROW_GROUP = 65536  # decisions per row group written
 
 
 def _open(path: str) -> pq.ParquetFile:
-    """The file with its footer read, or InputError naming what is wrong."""
+    """The file with its footer read, or InputError naming what is wrong.
+    Page checksums, where the writer stored them, are verified: a damaged
+    page is an error row, not values silently read wrong."""
     try:
-        return pq.ParquetFile(path)
+        return pq.ParquetFile(path, page_checksum_verification=True)
     except OSError as exc:
         raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
     except (pa.ArrowException, ValueError) as exc:
@@ -164,7 +166,7 @@ def ids_in_order(path: str, column: str) -> bool | None:
     one column, a batch at a time."""
     previous = ""
     try:
-        with pq.ParquetFile(path) as file:
+        with pq.ParquetFile(path, page_checksum_verification=True) as file:
             if column not in file.schema_arrow.names:
                 return None
             for batch in file.iter_batches(batch_size=BATCH_ROWS * 16, columns=[column], use_threads=False):
@@ -185,7 +187,8 @@ class DecisionWriter:
     makes it atomic), a row group at a time."""
 
     def __init__(self, handle: IO[bytes]) -> None:
-        self._writer = pq.ParquetWriter(handle, decision_schema("timestamp"), compression="zstd")
+        self._writer = pq.ParquetWriter(handle, decision_schema("timestamp"), compression="zstd",
+                                        write_page_checksum=True)
         self._pending: list[Decision] = []
 
     def add(self, decision: Decision) -> None:
