@@ -32,7 +32,7 @@ from .inputs import normalise_id
 from .io import AccountRow, AccountsSource, HistoryFacts, InputError, Vocabulary
 
 BATCH_ROWS = 4096  # rows read at a time, within a row group
-ROW_GROUP = 65536  # decisions per row group written
+ROW_GROUP = 8192  # decisions per row group written: the reasons repeat, so Arrow holds some 1.5 kB per decision
 
 
 def _open(path: str) -> pq.ParquetFile:
