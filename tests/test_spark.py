@@ -265,13 +265,15 @@ def test_history_problems_lists_the_planted_rows(spark: SparkSession, portfolio:
 
 def test_every_row_comes_out_whatever_its_id(spark: SparkSession) -> None:
     """A null id, an id given twice and an int64 id column: one decision per
-    row, the key column as it was; an int id finds its history given as text."""
+    row, the key column as it was; an int id finds its history given as text;
+    history of ids no account has (groups of the join with no account) decides nothing."""
     rows = [(1, 10, "1000.00"), (1, 10, "1000.00"), (None, 10, "1000.00"), (2, 45, "250.00")]
     schema = T.StructType([T.StructField("id", T.LongType()), T.StructField("days_past_due", T.LongType()),
                          T.StructField("balance", T.StringType())])
     accounts = spark.createDataFrame(rows, schema)
+    orphans = [(str(number), "sms", "2025-06-04T09:00:00+08:00", "delivered") for number in range(900, 940)]
     history = spark.createDataFrame([(" 2 ", "sms", "2025-06-04T09:00:00+08:00", "delivered"),
-                                     ("2", "sms", "2025-06-04T09:30:00+08:00", "delivered")],
+                                     ("2", "sms", "2025-06-04T09:30:00+08:00", "delivered"), *orphans],
                                     "account_id string, action string, at string, outcome string")
     decided = policy_spark.decide(accounts, POLICY, history, now=NOW)
     assert dict(decided.dtypes)["id"] == "bigint"
