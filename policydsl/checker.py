@@ -21,6 +21,8 @@ from . import nodes as n
 from . import suppress
 from .calendars import known_country
 from .errors import Diagnostic, source_lines
+from .experiments import group_segments
+from .experiments import problems as experiment_problems
 from .formatter import canonical_rule
 from .functions import FUNCTIONS
 from .lints import lint
@@ -55,6 +57,7 @@ CODES = {
     "E116": "segment refers to a later segment",
     "E117": "condition on a window, limit, quiet period or include reads time",
     "E118": "outcome not declared",
+    "E119": "experiment groups that do not fit",
     "W201": "action that no stage allows",
     "W202": "stage field values outside every stage",
     "W203": "forbid without `because`",
@@ -388,14 +391,31 @@ class _Checker:
         first and are visible to it (with the includer's names for the
         actions their history aggregates count)."""
         defined = {segment.name for segment in self.model.segments}
-        names = defined | {segment.name for segment in policy.segments}
-        for written in policy.segments:
+        grouped = [segment for experiment in policy.experiments for segment in self.check_experiment(experiment)]
+        names = defined | {segment.name for segment in (*grouped, *policy.segments)}
+        for written in (*grouped, *policy.segments):
             segment = replace(written, condition=_map_expr(written.condition, mapping))
             if segment.name in defined or segment.name in self.model.fields:
                 self.report("E106", f"{segment.name!r} is already declared", segment.span)
             self.expect_bool(segment.condition, scope=_Scope(defined, names, action=False))
             defined.add(segment.name)
             self.model.segments.append(segment)
+
+    def check_experiment(self, experiment: n.Experiment) -> list[n.Segment]:
+        """An experiment's groups as segments (E119 for shares that do not
+        fit; its name, like a group's, is a name of its own)."""
+        for message, span in experiment_problems(experiment):
+            self.report("E119", message, span)
+        known = {e.name for e in self.model.experiments}
+        if experiment.name in known or experiment.name in self.model.fields:
+            self.report("E106", f"{experiment.name!r} is already declared", experiment.span)
+        seen: set[str] = set()
+        for group in experiment.groups:
+            if group.name in seen:
+                self.report("E106", f"group {group.name!r} appears twice in experiment {experiment.name!r}", group.span)
+            seen.add(group.name)
+        self.model.experiments.append(experiment)
+        return group_segments(experiment)
 
     # ------------------------------------------------------------ rules
     def add_rule(self, rule: n.Rule) -> None:

@@ -306,6 +306,7 @@ class _Printer:
             "include": iter(tree.includes), "events": iter(tree.events), "outcomes": iter(tree.outcomes),
             "stages": iter(tree.stages),
             "segment": iter(tree.segments), "stage_block": iter(tree.stage_blocks), "rule": iter(tree.rules),
+            "experiment": iter(tree.experiments),
         }
         fields, actions = iter(tree.fields), iter(tree.actions)
         previous: str | None = None
@@ -411,6 +412,14 @@ class _Printer:
 
     def _segment(self, segment: n.Segment, blank: str, inside: bool) -> None:
         self._rule_lines(0, f"segment {segment.name}", segment.condition, [], [], blank, None)
+
+    def _experiment(self, experiment: n.Experiment, blank: str, inside: bool) -> None:
+        """Group names aligned, shares as written (`12.50%` stays, since a
+        share's digits are what a reviewer compares)."""
+        width = max(len(group.name) for group in experiment.groups)
+        rows = [f"{group.name.ljust(width)} {'rest' if group.share is None else f'{group.share}%'}"
+                for group in experiment.groups]
+        self._block(f"experiment {experiment.name} salt {_quote(experiment.salt)}", blank, rows, inside)
 
     def _stage_block(self, block: n.StageBlock, blank: str, inside: bool) -> None:
         if not block.rules and not inside:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow
 from typing import Any
 
+from .experiments import bucket
 from .nodes import WEEKDAYS
 from .values import NUMERIC, widest
 
@@ -131,6 +132,9 @@ FUNCTIONS: dict[str, Function] = {
     "today": Function(0, "today() -> date", lambda args: "date", lambda clock: clock.today),
     "local_time": Function(0, "local_time() -> time", lambda args: "time",
                            lambda clock: clock.seconds_of_day),
+    "bucket": Function(2, "bucket(text id, text salt) -> int (0 .. 9999, the account's test-group bucket)",
+                       lambda args: "int" if args == ["text", "text"] else None,
+                       lambda clock, account_id, salt: bucket(account_id, salt)),
     "weekday": Function(0, "weekday() -> text (mon .. sun)", lambda args: "text",
                         lambda clock: WEEKDAYS[clock.today.weekday()]),
 }

@@ -59,7 +59,7 @@ DATE = Literal.Date  # dates and datetimes
 TIME = Literal.Date.Time  # 08:00
 
 DECLARATIONS = ("policy", "version", "include", "with", "account", "actions", "events", "stages", "stage",
-                "segment", "outcomes")
+                "segment", "outcomes", "experiment", "salt", "rest")
 RULE_WORDS = ("allow", "forbid", "window", "limit", "quiet", "when", "on", "per", "of", "where", "outcome",
               "for", "after", "because", "cite", "except", "holidays", "all", "closed")
 OPERATOR_WORDS = ("and", "or", "not", "in")
@@ -73,7 +73,8 @@ HISTORY = ("count", "streak", "days_since_last", "hours_since_last")  # aggregat
 KEYWORDS = frozenset(DECLARATIONS + RULE_WORDS + OPERATOR_WORDS + TYPES + CONSTANTS + DAY_NAMES + PSEUDO + UNITS
                      + HISTORY)
 
-_PLACED = ("version", "with", "outcome", "holidays", "outcomes")  # keywords in one place of the grammar only
+# keywords in one place of the grammar only
+_PLACED = ("version", "with", "outcome", "holidays", "outcomes", "salt", "rest")
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _UNIT = r"(days|day|hours|hour)\b(?!\s*:)"  # as in grammar.lark: `days : int` declares a field
 # `holidays` opening a line of a window's hours table: a calendar, then hours or `closed`
@@ -97,6 +98,7 @@ class PolicyLexer(RegexLexer):  # type: ignore[misc, unused-ignore]
             (r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2})?(Z|[+-][0-9]{2}:[0-9]{2})", DATE),
             (r"[0-9]{4}-[0-9]{2}-[0-9]{2}", DATE),
             (r"[0-9]{2}:[0-9]{2}", TIME),
+            (r"[0-9]+(\.[0-9]+)?%", Number),  # an experiment group's share
             (r"[$¥€£][0-9]+(\.[0-9]+)?", MONEY),
             (r"[0-9]+\.[0-9]+", Number.Float),
             (r"([0-9]+)(\s*)" + _UNIT, bygroups(Number.Integer, Whitespace, Keyword)),
@@ -110,7 +112,10 @@ class PolicyLexer(RegexLexer):  # type: ignore[misc, unused-ignore]
              bygroups(Name.Label, Whitespace, Punctuation)),
             # a word before `:` declares a field or an action group, whatever it is called
             (_NAME + r"(?=\s*:)", Name.Variable),
-            (r"(segment|stage)(\s+)(" + _NAME + ")", bygroups(Keyword.Declaration, Whitespace, Name.Class)),
+            (r"(segment|stage|experiment)(\s+)(" + _NAME + ")", bygroups(Keyword.Declaration, Whitespace, Name.Class)),
+            (r'salt\b(?=\s*")', Keyword.Declaration),
+            (r"(" + _NAME + r")(\s+)(rest)\b(?=\s*(?:#[^\n]*)?\n)",
+             bygroups(Name.Class, Whitespace, Keyword.Declaration)),
             # keywords the grammar has only in one place, so that elsewhere they may be names
             (r'version\b(?=\s*")', Keyword.Declaration),
             (r"with\b(?=\s*\{)", Keyword.Declaration),

@@ -390,8 +390,10 @@ def _referenced_names(model: Model) -> set[str]:
 
 def _unused_declarations(model: Model) -> Iterator[Diagnostic]:
     used = _referenced_names(model)
+    # a test group is used by being reported in decisions (champion/challenger), whether or not a rule names it
+    grouped = {group.span for experiment in model.experiments for group in experiment.groups}
     for segment in model.segments:
-        if segment.name not in used and _own(model, segment):
+        if segment.name not in used and _own(model, segment) and segment.span not in grouped:
             yield Diagnostic("W301", "warning", f"segment {segment.name!r} is not used by any rule "
                              "(it is only reported in decisions)", segment.span)
     for line in model.policy.actions:

@@ -38,7 +38,8 @@ class Model:
     groups: dict[str, list[str]] = field(default_factory=dict)
     stage_field: str | None = None
     stages: list[n.StageRange] = field(default_factory=list)  # sorted by range
-    segments: list[n.Segment] = field(default_factory=list)
+    segments: list[n.Segment] = field(default_factory=list)  # an experiment's groups among them
+    experiments: list[n.Experiment] = field(default_factory=list)
     allows: list[n.Allow] = field(default_factory=list)  # stage blocks' first, then top level
     restrictions: list[n.Restriction] = field(default_factory=list)
     zone_field: str | None = None

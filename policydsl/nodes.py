@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 
 @dataclass(frozen=True, order=True)
@@ -453,6 +454,27 @@ class StageBlock:
 
 
 @dataclass(frozen=True)
+class ExperimentGroup:
+    """One group of an experiment: its share of accounts in percent (None:
+    the rest, every account no other group of the experiment takes)."""
+
+    name: str
+    share: Decimal | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """`experiment NAME salt "..." { group 10%, ..., group rest }`: test
+    groups by a stable hash of the account id (`policydsl.experiments`)."""
+
+    name: str
+    salt: str
+    groups: tuple[ExperimentGroup, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
 class PolicyFile:
     """One parsed `.policy` file, before includes are merged."""
 
@@ -469,4 +491,5 @@ class PolicyFile:
     rules: tuple[Rule, ...] = ()  # top level: apply in every stage
     included: tuple[PolicyFile, ...] = field(default=(), compare=False)
     outcomes: tuple[Outcomes, ...] = ()
+    experiments: tuple[Experiment, ...] = ()
 

@@ -40,6 +40,7 @@ _TOKEN_WORDS = {
     "INT": "a whole number",
     "DECIMAL": "a decimal number",
     "MONEY": "an amount such as ¥500",
+    "PERCENT": "a share such as 10%",
     "STRING": 'a quoted text such as "reason"',
     "DATE": "a date such as 2025-06-01",
     "DATETIME": "an instant such as 2025-06-01T08:00:00Z",
@@ -58,6 +59,7 @@ _TOKEN_WORDS = {
 _PHRASES = (
     ({"INT", "MINUS", "DOTDOT"}, "a stage range such as 31 .. 60"),
     ({"TIME"}, "a time range such as 08:00-21:00"),
+    ({"PERCENT", "REST"}, "a share such as 10% or `rest`"),
     ({"SIMPLE_TYPE", "SET", "ENUM"}, "a type such as int, money, set<text> or enum(a, b)"),
 )
 
@@ -337,6 +339,7 @@ class _ToNodes(Transformer):  # type: ignore[type-arg]
             stage_blocks=tuple(buckets.get(n.StageBlock, [])),
             rules=tuple(rules),
             outcomes=tuple(buckets.get(n.Outcomes, [])),
+            experiments=tuple(buckets.get(n.Experiment, [])),
         )
 
     def header(self, meta: Any, children: list[Token]) -> n.Header:
@@ -418,6 +421,17 @@ class _ToNodes(Transformer):  # type: ignore[type-arg]
 
     def segment(self, meta: Any, children: list[Any]) -> n.Segment:
         return n.Segment(self._name(children[0]), children[1], self._span(meta))
+
+    def experiment(self, meta: Any, children: list[Any]) -> n.Experiment:
+        name, salt, *groups = children
+        return n.Experiment(self._name(name), _unquote(salt), tuple(groups), self._span(meta))
+
+    def share_group(self, meta: Any, children: list[Token]) -> n.ExperimentGroup:
+        name, share = children
+        return n.ExperimentGroup(self._name(name), Decimal(str(share)[:-1]), self._span(meta))
+
+    def rest_group(self, meta: Any, children: list[Token]) -> n.ExperimentGroup:
+        return n.ExperimentGroup(self._name(children[0]), None, self._span(meta))
 
     def stage_block(self, meta: Any, children: list[Any]) -> n.StageBlock:
         name, *rules = children

@@ -640,3 +640,10 @@ def test_e118_outcome_not_declared() -> None:
 def test_w310_suppression_that_matches_nothing() -> None:
     source = ACCOUNT + ALLOW + "forbid sms when dpd > 3  # policy: ignore[W306]\n"
     assert_reported(source, "W310", "# policy", words="`ignore[W306]` suppresses nothing here")
+
+
+def test_e119_experiment_shares_that_do_not_fit() -> None:
+    """Each of n groups with a share grows inside its own slot of 1/n of
+    the buckets (so a ramp never moves another group's accounts)."""
+    source = ACCOUNT + ALLOW + 'experiment x salt "s" {\n    a 40%\n    b 60%\n    c rest\n}\n'
+    assert_reported(source, "E119", "b 60%", words="60% is more than the 50% each of 2 groups with a share may take")
