@@ -993,6 +993,10 @@ def report_command(policy_path: str, accounts_path: str, decisions_path: str | N
             as_of = _parse_now(as_of_text) if as_of_text else (instants.most_common(1)[0][0] if instants else None)
             if as_of is None:
                 raise click.UsageError(f"{decisions_path} has no decision with a `now`: give --as-of")
+            others = Counter(row.digest for row in rows if row.digest and row.digest != policy.digest)
+            if others:
+                notes.append(f"{decisions_path}: {_plural(sum(others.values()), 'decision')} made by another "
+                             f"policy (digest {', '.join(sorted(others))}), not {policy.digest} of {policy_path}")
         else:
             as_of = _parse_now(as_of_text)
             rows = [outcomes.decision_row(policy.evaluate(values, history.for_account(account_id), now=as_of))

@@ -10,6 +10,7 @@ output and the HTML page are made from, so that the two never disagree.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import datetime as dt
 import json
@@ -186,6 +187,7 @@ class DecisionRow:
     group: str
     now: dt.datetime | None
     error: str | None
+    digest: str | None = None  # the deciding policy's digest, when the decision names it
 
 
 def read_decisions(lines: Iterable[str], name: str = "decisions") -> tuple[list[DecisionRow], list[str]]:
@@ -207,13 +209,15 @@ def read_decisions(lines: Iterable[str], name: str = "decisions") -> tuple[list[
             continue
         rows.append(DecisionRow(normalise_id(item["account_id"]), _text(item.get("stage")),
                                 _text(item.get("next_action")), _text(item.get("group")) or ALL_GROUPS,
-                                _instant(item.get("now")), _text(item.get("error"))))
+                                _instant(item.get("now")), _text(item.get("error")),
+                                _text((item.get("policy") or {}).get("digest")) if isinstance(item.get("policy"), dict)
+                                else None))
     return rows, problems
 
 
 def decision_row(decision: Decision, group: str = ALL_GROUPS) -> DecisionRow:
     return DecisionRow(decision.account_id or "", decision.stage, decision.next_action, group, decision.now,
-                       decision.error)
+                       decision.error, decision.policy.digest if decision.policy else None)
 
 
 def _text(value: Any) -> str | None:
@@ -491,6 +495,8 @@ def audit(policy: Engine, accounts: Mapping[str, Mapping[str, Any]], history: Ma
     field_name = shift_field if shift_field in model.fields and model.fields[shift_field].type.kind == "int" else None
     for account_id, contacts in history.items():
         values = accounts.get(account_id)
+        by_time = sorted(contacts, key=lambda c: c.at)  # the history before each contact is a prefix of it
+        instants = [c.at for c in by_time]
         for place, contact in enumerate(contacts, 1):
             result.contacts += 1
             if model.is_event(contact.action):
@@ -502,7 +508,7 @@ def audit(policy: Engine, accounts: Mapping[str, Mapping[str, Any]], history: Ma
             if values is None:
                 result.no_account += 1
                 continue
-            earlier = [c for c in contacts if c.at < contact.at]
+            earlier = by_time[:bisect.bisect_left(instants, contact.at)]
             decision = policy.evaluate(shifted_back(values, field_name, as_of, contact.at), earlier, now=contact.at)
             if decision.error:
                 result.errors.append(f"{account_id} at {format_exact_instant(contact.at)}: {decision.error}")

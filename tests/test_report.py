@@ -369,3 +369,21 @@ def test_the_page_renders_in_headless_chromium_without_console_errors(shipped_re
     assert console == []
     assert dom.stdout.count("<svg") >= 8 and 'class="chart heatmap"' in dom.stdout
     assert "Retro-compliance audit" in dom.stdout
+
+
+def test_decisions_with_test_groups_and_another_policys_digest(shipped_report: Path, tmp_path: Path) -> None:
+    lines = (shipped_report / "decisions.jsonl").read_text(encoding="utf-8").splitlines()
+    changed = []
+    for number, line in enumerate(lines):
+        item = json.loads(line)
+        item["group"] = "challenger" if number % 2 else "champion"
+        if number == 0:
+            item["policy"]["digest"] = "sha256:" + "0" * 64
+        changed.append(json.dumps(item))
+    (tmp_path / "grouped.jsonl").write_text("\n".join(changed) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(main, report_args(tmp_path, "--decisions", str(tmp_path / "grouped.jsonl")))
+    assert result.exit_code == 0, result.output
+    numbers = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    groups = {row["key"]: row["accounts"] for row in numbers["recovery"]["by_group"]}
+    assert groups == {"challenger": 125, "champion": 125}
+    assert any("1 decision made by another policy" in note for note in numbers["notes"])
