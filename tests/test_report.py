@@ -387,3 +387,31 @@ def test_decisions_with_test_groups_and_another_policys_digest(shipped_report: P
     groups = {row["key"]: row["accounts"] for row in numbers["recovery"]["by_group"]}
     assert groups == {"challenger": 125, "champion": 125}
     assert any("1 decision made by another policy" in note for note in numbers["notes"])
+
+
+def test_the_command_flags_exactly_the_contacts_planted_in_csv_files(tmp_path: Path) -> None:
+    (tmp_path / "p.policy").write_text(AUDIT_POLICY.replace("account {", "account {\n    balance : money = 0"),
+                                       encoding="utf-8")
+    (tmp_path / "accounts.csv").write_text("id,days_past_due,balance,flags\nA,20,100,\nB,20,200,\n"
+                                           "C,20,300,cease_contact\n", encoding="utf-8")
+    history, planted = planted_history()
+    rows = [c for contacts in history.values() for c in contacts]
+    (tmp_path / "contacts.csv").write_text(
+        "account_id,action,at,outcome\n"
+        + "".join(f"{c.account_id},{c.action},{c.at.astimezone(SHANGHAI).isoformat()},{c.outcome}\n" for c in rows),
+        encoding="utf-8")
+    (tmp_path / "payments.csv").write_text("account_id,paid_at,amount\nA,2025-06-08T10:00:00+08:00,25\n",
+                                           encoding="utf-8")
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "p.policy"), str(tmp_path / "accounts.csv"),
+                                       "--history", str(tmp_path / "contacts.csv"), "--payments",
+                                       str(tmp_path / "payments.csv"), "--as-of", "2025-06-07T00:00:00Z",
+                                       "-o", str(tmp_path / "r.html"), "--json", str(tmp_path / "r.json")])
+    assert result.exit_code == 0, result.output
+    numbers = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    flagged = [(v["account_id"], v["action"], v["at"]) for v in numbers["audit"]["all_violations"]]
+    assert flagged == [(c.account_id, c.action, c.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+                       for c in planted]
+    assert numbers["recovery"]["overall"][0]["recovery_rate"] == round(25 / 600, 6)
+    assert numbers["transitions"] is None
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "No previous snapshot given" in page and "weekly" in page and "hours" in page and "ceased" in page
