@@ -435,6 +435,7 @@ class Audit:
 
     def to_dict(self, examples: int = 5) -> dict[str, Any]:
         by_rule: dict[str, dict[str, Any]] = {}
+        chosen: dict[str, list[Violation]] = defaultdict(list)
         kinds: Counter[str] = Counter()
         actions: Counter[str] = Counter()
         for violation in self.violations:
@@ -445,10 +446,17 @@ class Audit:
                 entry = by_rule.setdefault(rule_id, {"rule_id": rule_id, "kind": kind, "rule": where,
                                                      "reason": reason, "contacts": 0, "examples": []})
                 entry["contacts"] += 1
-                if len(entry["examples"]) < examples:
-                    entry["examples"].append(violation.to_dict())
-        for entry in by_rule.values():
+                chosen[rule_id].append(violation)
+        for rule_id, entry in by_rule.items():
             entry["share"] = Rate(entry["contacts"], self.audited).to_dict()
+            # examples from as many accounts as there are, then the first of the rest, in history order
+            first: dict[str, Violation] = {}
+            for violation in chosen[rule_id]:
+                first.setdefault(violation.contact.account_id, violation)
+            picked = list(first.values())[:examples]
+            picked += [v for v in chosen[rule_id] if v not in picked][:examples - len(picked)]
+            order = {id(v): place for place, v in enumerate(chosen[rule_id])}
+            entry["examples"] = [v.to_dict() for v in sorted(picked, key=lambda v: order[id(v)])]
         return {"history_rows": self.contacts, "audited": self.audited, "events_skipped": self.events,
                 "unknown_actions_skipped": self.unknown_actions, "no_account_skipped": self.no_account,
                 "not_evaluated": len(self.errors), "errors": self.errors[:examples],

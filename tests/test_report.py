@@ -298,6 +298,8 @@ def test_the_shipped_example_gives_html_and_json_whose_counts_agree(shipped_repo
     assert audit_numbers["audited"] == contacts["lender_contacts"]
     assert audit_numbers["violations"] == len(audit_numbers["all_violations"]) > 0
     assert sum(audit_numbers["by_action"].values()) == audit_numbers["violations"]
+    top = audit_numbers["by_rule"][0]
+    assert top["contacts"] > 5 and len({x["account_id"] for x in top["examples"]}) == 5  # from distinct accounts
     recovery = numbers["recovery"]
     for key in ("by_stage", "by_next_action", "by_group"):
         assert sum(row["accounts"] for row in recovery[key]) == recovery["overall"][0]["accounts"]
