@@ -935,3 +935,113 @@ def serve_command(policy_paths: tuple[str, ...], host: str, port: int, ledger_ur
         reason = escape(error.strerror or str(error))
         _stderr().print(f"[red]error:[/] cannot listen on {escape(host)}:{port}: {reason}")
         sys.exit(EXIT_UNUSABLE)
+
+
+# ------------------------------------------------------------ report
+
+
+@main.command("report")
+@click.argument("policy_path", metavar="POLICY", type=click.Path(dir_okay=False))
+@click.argument("accounts_path", metavar="ACCOUNTS", type=click.Path(dir_okay=False))
+@click.option("--decisions", "decisions_path", type=click.Path(dir_okay=False),
+              help="Decisions JSONL of `policy run` on ACCOUNTS (default: decide ACCOUNTS here at --as-of).")
+@click.option("--history", "history_path", required=True, type=click.Path(dir_okay=False),
+              help="Contact history CSV: account_id,action,at,outcome.")
+@click.option("--payments", "payments_path", required=True, type=click.Path(dir_okay=False),
+              help="Payments CSV: account_id,paid_at,amount.")
+@click.option("--previous", "previous_path", type=click.Path(dir_okay=False),
+              help="An earlier accounts snapshot (same ids): roll rates and the stage transition matrix.")
+@click.option("--as-of", "as_of_text", help="The snapshot's instant, ISO-8601 with offset (default: the decisions' "
+                                             "now; required without --decisions).")
+@click.option("--promise-days", type=click.IntRange(min=0), default=7, show_default=True,
+              help="A promise to pay is kept by a payment within this many days.")
+@click.option("--no-shift", is_flag=True, help="Audit with today's days_past_due, not shifted back to each contact.")
+@click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write the HTML report here (atomically; default: standard output).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the numbers as JSON here.")
+@click.option("--include-path", "include_paths", multiple=True, type=click.Path(file_okay=False),
+              help="Another directory includes may read from.")
+@_stops_on_signals
+def report_command(policy_path: str, accounts_path: str, decisions_path: str | None, history_path: str,
+                   payments_path: str, previous_path: str | None, as_of_text: str | None, promise_days: int,
+                   no_shift: bool, output_path: str | None, json_path: str | None,
+                   include_paths: tuple[str, ...]) -> None:
+    """Outcomes of a collection cycle and a retro-compliance audit of its past contacts (docs/report.md)."""
+    import json
+
+    from . import outcomes, report_html
+
+    if decisions_path is None and as_of_text is None:
+        raise click.UsageError("give --decisions D.jsonl, or --as-of ISO to decide ACCOUNTS here")
+    policy = _load(policy_path, include_paths)
+    console = _stderr()
+    notes: list[str] = []
+    try:
+        check_outputs({"-o": output_path, "--json": json_path},
+                      [*policy.model.sources, accounts_path, history_path, payments_path,
+                       *(p for p in (decisions_path, previous_path) if p)])
+        history = read_history(history_path, Vocabulary.of(policy.model))
+        accounts = _report_accounts(policy, accounts_path, notes)
+        with open(payments_path, encoding="utf-8-sig", newline="") as handle:
+            payments = outcomes.read_payments(handle, payments_path)
+        problems = [*history.problems, *payments.problems]
+        if decisions_path is not None:
+            with open(decisions_path, encoding="utf-8") as handle:
+                rows, decision_problems = outcomes.read_decisions(handle, decisions_path)
+            problems += decision_problems
+            instants = Counter(row.now for row in rows if row.now is not None)
+            as_of = _parse_now(as_of_text) if as_of_text else (instants.most_common(1)[0][0] if instants else None)
+            if as_of is None:
+                raise click.UsageError(f"{decisions_path} has no decision with a `now`: give --as-of")
+            others = Counter(row.digest for row in rows if row.digest and row.digest != policy.digest)
+            if others:
+                notes.append(f"{decisions_path}: {_plural(sum(others.values()), 'decision')} made by another "
+                             f"policy (digest {', '.join(sorted(others))}), not {policy.digest} of {policy_path}")
+        else:
+            as_of = _parse_now(as_of_text)
+            rows = [outcomes.decision_row(policy.evaluate(values, history.for_account(account_id), now=as_of))
+                    for account_id, values in accounts.items()]
+        previous = None
+        if previous_path is not None:
+            previous = {account_id: policy.evaluate(values, (), now=as_of).stage
+                        for account_id, values in _report_accounts(policy, previous_path, notes).items()}
+    except (InputError, OSError, ValueError) as error:
+        console.print(f"[red]error:[/] {escape(str(error))}")
+        sys.exit(EXIT_UNUSABLE)
+    inputs = {"accounts": accounts_path, "decisions": decisions_path, "history": history_path,
+              "payments": payments_path, "previous": previous_path}
+    numbers = outcomes.build_report(policy, accounts, rows, history.contacts, payments, as_of, previous,
+                                    promise_days, None if no_shift else "days_past_due", inputs,
+                                    [*notes, *problems[:20]])
+    try:
+        with atomic_output(output_path) as out:
+            out.write(report_html.render(numbers))
+        if json_path is not None:
+            with atomic_output(json_path) as out:
+                out.write(json.dumps(numbers, indent=2, ensure_ascii=False) + "\n")
+    except InputError as error:
+        console.print(f"[red]error:[/] {escape(str(error))}")
+        sys.exit(EXIT_UNUSABLE)
+    audit = numbers["audit"]
+    console.print(f"report: {numbers['portfolio']['accounts']:,} accounts, {audit['audited']:,} past contacts "
+                  f"audited, {audit['violations']:,} the policy would have blocked"
+                  + (f" → {escape(output_path)}" if output_path and output_path != "-" else "")
+                  + (f", {escape(json_path)}" if json_path else ""))
+    for problem in problems:
+        console.print(f"[yellow]note:[/] {visible(problem)}")
+    sys.exit(EXIT_PROBLEMS if problems else EXIT_OK)
+
+
+def _report_accounts(policy: Policy, path: str, notes: list[str]) -> dict[str, dict[str, Any]]:
+    """An accounts file's readable rows by id (the last row of an id wins);
+    rows that cannot be read go to `notes`."""
+    accounts: dict[str, dict[str, Any]] = {}
+    unread = 0
+    for row in read_accounts(path, policy.required_fields(), set(policy.model.fields)):
+        if row.values is None or not row.account_id:
+            unread += 1
+            continue
+        accounts[row.account_id] = row.values
+    if unread:
+        notes.append(f"{path}: {_plural(unread, 'row')} could not be read and are left out")
+    return accounts
