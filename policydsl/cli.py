@@ -974,6 +974,7 @@ def report_command(policy_path: str, accounts_path: str, decisions_path: str | N
     if decisions_path is None and as_of_text is None:
         raise click.UsageError("give --decisions D.jsonl, or --as-of ISO to decide ACCOUNTS here")
     policy = _load(policy_path, include_paths)
+    groups = outcomes.experiment_groups(policy.model)
     console = _stderr()
     notes: list[str] = []
     try:
@@ -987,7 +988,7 @@ def report_command(policy_path: str, accounts_path: str, decisions_path: str | N
         problems = [*history.problems, *payments.problems]
         if decisions_path is not None:
             with open(decisions_path, encoding="utf-8") as handle:
-                rows, decision_problems = outcomes.read_decisions(handle, decisions_path)
+                rows, decision_problems = outcomes.read_decisions(handle, decisions_path, groups)
             problems += decision_problems
             instants = Counter(row.now for row in rows if row.now is not None)
             as_of = _parse_now(as_of_text) if as_of_text else (instants.most_common(1)[0][0] if instants else None)
@@ -999,7 +1000,7 @@ def report_command(policy_path: str, accounts_path: str, decisions_path: str | N
                              f"policy (digest {', '.join(sorted(others))}), not {policy.digest} of {policy_path}")
         else:
             as_of = _parse_now(as_of_text)
-            rows = [outcomes.decision_row(policy.evaluate(values, history.for_account(account_id), now=as_of))
+            rows = [outcomes.decision_row(policy.evaluate(values, history.for_account(account_id), now=as_of), groups)
                     for account_id, values in accounts.items()]
         previous = None
         if previous_path is not None:

@@ -24,6 +24,7 @@ from typing import Any
 from .decision import Contact, Decision, format_exact_instant
 from .engine import Engine
 from .inputs import normalise_id
+from .model import Model
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile: two-sided 95% intervals
 
@@ -190,10 +191,12 @@ class DecisionRow:
     digest: str | None = None  # the deciding policy's digest, when the decision names it
 
 
-def read_decisions(lines: Iterable[str], name: str = "decisions") -> tuple[list[DecisionRow], list[str]]:
+def read_decisions(lines: Iterable[str], name: str = "decisions",
+                   groups: frozenset[str] = frozenset()) -> tuple[list[DecisionRow], list[str]]:
     """Decisions JSONL: the rows, and the problems (lines that are no JSON
-    object or have no account_id). A `group` key (champion/challenger) is
-    read when present; without it the decision is in group "all"."""
+    object or have no account_id). A decision's test group is the segment
+    it lists that is one of `groups` (the policy's experiment groups, see
+    `group_of`); without one it is in group "all"."""
     rows: list[DecisionRow] = []
     problems: list[str] = []
     for number, line in enumerate(lines, 1):
@@ -208,16 +211,31 @@ def read_decisions(lines: Iterable[str], name: str = "decisions") -> tuple[list[
             problems.append(f"{name}:{number}: no account_id")
             continue
         rows.append(DecisionRow(normalise_id(item["account_id"]), _text(item.get("stage")),
-                                _text(item.get("next_action")), _text(item.get("group")) or ALL_GROUPS,
+                                _text(item.get("next_action")), group_of(item.get("segments"), groups),
                                 _instant(item.get("now")), _text(item.get("error")),
                                 _text((item.get("policy") or {}).get("digest")) if isinstance(item.get("policy"), dict)
                                 else None))
     return rows, problems
 
 
-def decision_row(decision: Decision, group: str = ALL_GROUPS) -> DecisionRow:
-    return DecisionRow(decision.account_id or "", decision.stage, decision.next_action, group, decision.now,
-                       decision.error, decision.policy.digest if decision.policy else None)
+def decision_row(decision: Decision, groups: frozenset[str] = frozenset()) -> DecisionRow:
+    return DecisionRow(decision.account_id or "", decision.stage, decision.next_action,
+                       group_of(decision.segments, groups), decision.now, decision.error,
+                       decision.policy.digest if decision.policy else None)
+
+
+def experiment_groups(model: Model) -> frozenset[str]:
+    """The names of the policy's test groups (`experiment` blocks): each is a
+    segment, so a decision lists its account's group among its segments."""
+    return frozenset(group.name for experiment in model.experiments for group in experiment.groups)
+
+
+def group_of(segments: Any, groups: frozenset[str]) -> str:
+    """A decision's test group: its segments that are experiment groups
+    (joined with `+` when the policy runs several experiments), else "all"."""
+    if not isinstance(segments, list | tuple):
+        return ALL_GROUPS
+    return "+".join(name for name in segments if name in groups) or ALL_GROUPS
 
 
 def _text(value: Any) -> str | None:

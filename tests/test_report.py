@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from policydsl import Contact, compile_policy
 from policydsl.cli import main
+from policydsl.experiments import bucket
 from policydsl.outcomes import (
     AccountOutcome,
     DecisionRow,
@@ -151,9 +152,9 @@ def test_payments_and_decisions_are_read_with_their_problems() -> None:
     with pytest.raises(ValueError, match="amount"):
         read_payments(["account_id,paid_at\n"])
     rows, problems = read_decisions(['{"account_id": "A1", "stage": "M0", "next_action": "sms", '
-                                     '"now": "2025-06-04T02:00:00Z", "group": "challenger"}\n',
+                                     '"now": "2025-06-04T02:00:00Z", "segments": ["early", "challenger"]}\n',
                                      '{"account_id": "A2", "stage": null, "next_action": null}\n', "not json\n",
-                                     "\n"], "d.jsonl")
+                                     "\n"], "d.jsonl", frozenset({"challenger", "champion"}))
     assert [(r.account_id, r.group) for r in rows] == [("A1", "challenger"), ("A2", "all")]
     assert rows[0].now == dt.datetime(2025, 6, 4, 2, tzinfo=UTC) and problems[0].startswith("d.jsonl:3:")
 
@@ -373,21 +374,32 @@ def test_the_page_renders_in_headless_chromium_without_console_errors(shipped_re
     assert "Retro-compliance audit" in dom.stdout
 
 
-def test_decisions_with_test_groups_and_another_policys_digest(shipped_report: Path, tmp_path: Path) -> None:
-    lines = (shipped_report / "decisions.jsonl").read_text(encoding="utf-8").splitlines()
-    changed = []
-    for number, line in enumerate(lines):
-        item = json.loads(line)
-        item["group"] = "challenger" if number % 2 else "champion"
-        if number == 0:
-            item["policy"]["digest"] = "sha256:" + "0" * 64
-        changed.append(json.dumps(item))
-    (tmp_path / "grouped.jsonl").write_text("\n".join(changed) + "\n", encoding="utf-8")
-    result = CliRunner().invoke(main, report_args(tmp_path, "--decisions", str(tmp_path / "grouped.jsonl")))
+def test_decisions_with_test_groups_and_another_policys_digest(tmp_path: Path) -> None:
+    """A copy of the shipped policy with an experiment: `policy run` puts each
+    account in its group (a segment), and the report reads the groups back
+    from the decisions, as many accounts in each as the buckets say."""
+    shutil.copy(ROOT / "policies" / "cn_collection_baseline.policy", tmp_path)
+    policy = tmp_path / "ecommerce.policy"
+    policy.write_text(POLICY.read_text(encoding="utf-8") + '\nexperiment offers salt "offers-v2" {\n'
+                      "    challenger 30%\n    champion   rest\n}\n", encoding="utf-8")
+    decided = CliRunner().invoke(main, ["run", str(policy), str(EXAMPLES / "accounts.csv"), "--history",
+                                        str(EXAMPLES / "contacts.csv"), "--now", NOW, "-q",
+                                        "-o", str(tmp_path / "decisions.jsonl")])
+    assert decided.exit_code == 0, decided.output
+    lines = (tmp_path / "decisions.jsonl").read_text(encoding="utf-8").splitlines()
+    first = json.loads(lines[0])
+    first["policy"]["digest"] = "sha256:" + "0" * 64
+    (tmp_path / "decisions.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n", encoding="utf-8")
+    args = report_args(tmp_path, "--decisions", str(tmp_path / "decisions.jsonl"))
+    args[1] = str(policy)
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     numbers = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     groups = {row["key"]: row["accounts"] for row in numbers["recovery"]["by_group"]}
-    assert groups == {"challenger": 125, "champion": 125}
+    ids = [json.loads(line)["account_id"] for line in lines]
+    challengers = sum(1 for account_id in ids if bucket(account_id, "offers-v2") < 3000)
+    assert groups == {"challenger": challengers, "champion": len(ids) - challengers}
+    assert 0 < challengers < len(ids)
     assert any("1 decision made by another policy" in note for note in numbers["notes"])
 
 
