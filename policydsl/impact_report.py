@@ -208,9 +208,9 @@ def _shown(text: str) -> str:
 def print_text(report: DiffReport, console: Console) -> None:
     """The summary tables first, then one line per changed account, then the exhaustive verdict."""
     console.print(f"[bold]OLD[/] {_shown(_policy_name(report.old, report.old_path))}\n"
-                  f"[bold]NEW[/] {_shown(_policy_name(report.new, report.new_path))}\n"
-                  f"decided at {format_exact_instant(report.now)}")
+                  f"[bold]NEW[/] {_shown(_policy_name(report.new, report.new_path))}")
     if report.summary is not None:
+        console.print(f"decided at {format_exact_instant(report.now)}")
         _print_summary(report.summary, console)
     if report.verdict is not None:
         _print_verdict(report.verdict, console)
@@ -280,7 +280,7 @@ def _print_verdict(verdict: Any, console: Console) -> None:
     for condition in verdict.outside:
         console.print(f"[yellow]outside the exact fragment (sampled):[/] {_shown(condition)}")
     for number, example in enumerate(verdict.counterexamples, 1):
-        action = f" [{_shown(example.action)}]" if example.action else ""
+        action = " " + escape(f"[{visible(example.action)}]") if example.action else ""
         console.print(f"[bold]counterexample {number}{action}:[/] {_shown(example.description)}")
         console.print(f"  account: {_shown(_account_text(example.account))}")
         console.print(f"  history: {_shown(_history_text(example.history))}")
