@@ -156,8 +156,8 @@ def compare_decisions(old: Decision, new: Decision, row: int = 0) -> AccountChan
     for action in dict.fromkeys([*old_actions, *new_actions]):
         old_allowed, old_rules, old_until = _side(old, action)
         new_allowed, new_rules, new_until = _side(new, action)
-        if old_allowed == new_allowed and old_until == new_until:
-            continue
+        if old_allowed == new_allowed and (old_until == new_until or old.error or new.error):
+            continue  # (an error decision allows nothing and lifts nothing: no `until` to compare)
         changes.append(ActionChange(action, old_allowed, new_allowed, old_rules, new_rules, old_until, new_until,
                                     action in old_known, action in new_known))
     if (not changes and old.error == new.error and old.allowed == new.allowed

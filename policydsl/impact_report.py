@@ -140,15 +140,21 @@ def _until(instant: dt.datetime | None) -> str:
     return format_instant(instant) or "never by time"
 
 
-def _action_text(change: ActionChange) -> str:
+def _action_text(change: ActionChange, account: AccountChange) -> str:
     """`+sms (allow-…; was limit-…)`, `−sms (limit-…)`, `~sms until A → B (limit-…)` (plain text)."""
-    now_rules = ", ".join(change.new_rules) or ("not declared" if not change.new_declared else "-")
-    was = ", ".join(change.old_rules) or ("not declared" if not change.old_declared else "")
+    now_rules = ", ".join(change.new_rules) or _no_rules(change.new_declared, account.new)
+    was = ", ".join(change.old_rules) or _no_rules(change.old_declared, account.old, "")
     if change.kind == NEWLY_ALLOWED:
         return f"+{change.action} ({now_rules}" + (f"; was {was})" if was else ")")
     if change.kind == NEWLY_BLOCKED:
         return f"−{change.action} ({now_rules}" + (f"; was {was})" if was else ")")
     return f"~{change.action} until {_until(change.old_until)} → {_until(change.new_until)} ({now_rules})"
+
+
+def _no_rules(declared: bool, decision: Decision, otherwise: str = "-") -> str:
+    if decision.error is not None:
+        return "error"
+    return otherwise if declared else "not declared"
 
 
 def change_parts(change: AccountChange) -> list[str]:
@@ -166,7 +172,7 @@ def change_parts(change: AccountChange) -> list[str]:
             parts.append(f"error on {side}: {decision.error}")
     if not change.actions and old.allowed != new.allowed and old.error is None and new.error is None:
         parts.append("priority " + ", ".join(old.allowed) + " → " + ", ".join(new.allowed))
-    parts.extend(_action_text(action) for action in change.actions)
+    parts.extend(_action_text(action, change) for action in change.actions)
     return parts
 
 
@@ -222,10 +228,11 @@ def print_text(report: DiffReport, console: Console) -> None:
 
 def _print_summary(summary: DiffSummary, console: Console) -> None:
     colour = "yellow" if summary.changed else "green"
-    console.print(f"[bold]{summary.accounts:,} accounts[/]: [{colour}]{summary.changed:,} changed[/] "
-                  f"({summary.stage_changed:,} change stage; {summary.accounts_newly_allowed:,} with an action "
-                  f"newly allowed, {summary.accounts_newly_blocked:,} with one newly blocked); error rows: "
-                  f"{summary.errors_old:,} under OLD, {summary.errors_new:,} under NEW")
+    console.print(f"[bold]{summary.accounts:,} accounts[/]: [{colour}]{summary.changed:,} changed[/], "
+                  f"{summary.stage_changed:,} of them in stage; error rows: {summary.errors_old:,} under OLD, "
+                  f"{summary.errors_new:,} under NEW")
+    console.print(f"accounts with an action newly allowed: {_count(summary.accounts_newly_allowed, 'red')}, "
+                  f"newly blocked: {_count(summary.accounts_newly_blocked, 'green')}")
     for side, actions in (("OLD", summary.actions_only_old), ("NEW", summary.actions_only_new)):
         if actions:
             console.print(f"[yellow]actions only in {side}:[/] {_shown(', '.join(actions))}")
@@ -361,7 +368,7 @@ def _change_row(change: AccountChange) -> list[str]:
     nexts = f"{old.next_action or '-'} → {new.next_action or '-'}" if old.next_action != new.next_action \
         else (new.next_action or "-")
     css = {NEWLY_ALLOWED: "allowed", NEWLY_BLOCKED: "blocked"}
-    items = [f'<span class="{css.get(action.kind, "until")}">{_e(_action_text(action))}</span>'
+    items = [f'<span class="{css.get(action.kind, "until")}">{_e(_action_text(action, change))}</span>'
              for action in change.actions]
     for side, decision in (("old", old), ("new", new)):
         if decision.error is not None:

@@ -293,6 +293,10 @@ def test_an_error_on_one_side_is_a_change_and_the_same_error_on_both_is_not(tmp_
     back = invoke("diff", new, old, accounts, "--now", "2025-06-10T12:00:00Z", "--fail-on", "loosened")
     assert back.exit_code == 1  # decided where it could not be: sms and call now allowed
     assert "error on old:" in back.stdout
+    # the side that erred lifts nothing: no `until` is compared with it, and its rules read "error"
+    text = invoke("diff", old, new, accounts, "--now", "2025-06-10T02:00:00Z").stdout
+    line = next(line for line in text.splitlines() if line.startswith("A2 "))
+    assert "−call (error; was allow-" in line and "~sms" not in line
 
 
 def test_a_change_of_until_alone_is_a_change(tmp_path: Path) -> None:
