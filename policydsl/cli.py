@@ -536,6 +536,7 @@ def diff_command(old_path: str, new_path: str, accounts_path: str | None, histor
     if exhaustive:
         report.verdict = _exhaustive_verdict(old_policy, new_policy)
     facts: HistoryFacts | None = None
+    notes: list[str] = []
     with contextlib.ExitStack() as resources:
         try:
             check_outputs({"-o": output_path}, inputs)
@@ -548,7 +549,8 @@ def diff_command(old_path: str, new_path: str, accounts_path: str | None, histor
                 summary = DiffSummary(limit)
                 for _ in diff_portfolio(old_policy, new_policy, rows, history, now, summary):
                     pass  # the summary keeps the examples it shows
-                history.unmatched()  # reads the rest of a joined history, so that its problems are all known
+                # (unmatched() reads the rest of a joined history, so that its problems are all known)
+                notes = _input_report(rows, facts, history.unmatched())
                 report.summary = summary
             report.failed = impact_report.fails(report, fail_on)
             with atomic_output(output_path) as out:
@@ -556,8 +558,18 @@ def diff_command(old_path: str, new_path: str, accounts_path: str | None, histor
         except InputError as error:
             _stderr().print(f"[red]error:[/] {escape(str(error))}")
             sys.exit(EXIT_UNUSABLE)
+    console = _stderr()
     for problem in facts.problems if facts is not None else ():
-        _stderr().print(f"[yellow]history:[/] {visible(problem)}")
+        console.print(f"[yellow]history:[/] {visible(problem)}")
+    for line in notes:
+        console.print(line)
+    if output_path not in (None, "-") and report.summary is not None:
+        summary = report.summary
+        console.print(f"{_plural(summary.accounts, 'account')}: {summary.changed:,} changed, "
+                      f"{_plural(summary.accounts_newly_allowed, 'account')} with an action newly allowed; "
+                      f"report written to {_shown(str(output_path))}")
+    if fail_on is not None and (output_path not in (None, "-") or output_format != "text"):  # else in the report
+        console.print(f"--fail-on {fail_on}: " + ("[red]fails[/]" if report.failed else "[green]passes[/]"))
     sys.exit(EXIT_PROBLEMS if report.failed else EXIT_OK)
 
 
