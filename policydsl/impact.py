@@ -22,11 +22,11 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .batch import Engine, decide_row
-from .decision import Decision, format_instant
+from .decision import Decision, Evidence, format_instant
 from .io import AccountRow, ContactLookup
 
 NEWLY_ALLOWED, NEWLY_BLOCKED, UNTIL = "newly_allowed", "newly_blocked", "until"
@@ -80,6 +80,8 @@ class AccountChange:
     new: Decision
     actions: tuple[ActionChange, ...]
     row: int = 0  # the row's number in the accounts file (0: not known)
+    old_stage_rule: str | None = None  # the rule id of the stage range that placed the account, on each side
+    new_stage_rule: str | None = None
 
     @property
     def old_stage(self) -> str:
@@ -103,7 +105,14 @@ class AccountChange:
 
     def stage_rules(self) -> tuple[str | None, str | None]:
         """The rule ids of the stage ranges that placed the account on each side."""
-        return _stage_rule(self.old), _stage_rule(self.new)
+        return self.old_stage_rule, self.new_stage_rule
+
+    def slim(self) -> AccountChange:
+        """This change as an example is kept: its decisions without their
+        blocked entries and evidence, which the action changes summarise
+        (a kept example then costs about a kilobyte, not tens)."""
+        return replace(self, old=replace(self.old, blocked=(), evidence=Evidence()),
+                       new=replace(self.new, blocked=(), evidence=Evidence()))
 
     def to_dict(self) -> dict[str, Any]:
         old_rule, new_rule = self.stage_rules()
@@ -164,7 +173,7 @@ def compare_decisions(old: Decision, new: Decision, row: int = 0) -> AccountChan
             and (old.error is not None or old.stage == new.stage)):
         return None
     return AccountChange(new.account_id if new.account_id is not None else old.account_id, old, new,
-                         tuple(changes), row)
+                         tuple(changes), row, _stage_rule(old), _stage_rule(new))
 
 
 @dataclass
@@ -239,7 +248,7 @@ class DiffSummary:
                 if (side, rule_id) not in self.locations:
                     self.locations[side, rule_id] = _location(decision, rule_id)
         if len(self.examples) < self.limit:
-            self.examples.append(change)
+            self.examples.append(change.slim())
 
     def to_dict(self) -> dict[str, Any]:
         actions = dict.fromkeys([*self.newly_allowed, *self.newly_blocked, *self.until_changed])
