@@ -491,6 +491,123 @@ def _print_summary(stats: _RunStats, history: HistoryFacts, how: str, elapsed: f
     console.print(Columns([by_stage, by_action]))
 
 
+# ------------------------------------------------------------ diff
+
+
+@main.command("diff")
+@click.argument("old_path", metavar="OLD", type=click.Path(dir_okay=False))
+@click.argument("new_path", metavar="NEW", type=click.Path(dir_okay=False))
+@click.argument("accounts_path", metavar="[ACCOUNTS]", required=False,
+                type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--history", "history_path", type=click.Path(dir_okay=False),
+              help="Contact history CSV: account_id,action,at,outcome (read once, for both policies).")
+@click.option("--now", "now_text", help="Evaluation instant, ISO-8601 with offset (default: the current instant).")
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "html"]), default="text",
+              show_default=True, help="text: tables for a terminal; json: one object; html: one self-contained page.")
+@click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write the report here (atomically) instead of standard output.")
+@click.option("--fail-on", "fail_on", type=click.Choice(["loosened", "any"]),
+              help="Exit 1 when an action is newly allowed for any account (loosened) or on any change (any).")
+@click.option("--include-path", "include_paths", multiple=True, type=click.Path(file_okay=False),
+              help="Another directory includes may read from.")
+@click.option("--limit", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Changed accounts listed one by one; the rest are counted.")
+@click.option("--exhaustive", is_flag=True,
+              help="Also compare the two policies over every case (policydsl.equivalence); ACCOUNTS is then "
+                   "optional.")
+@_stops_on_signals
+def diff_command(old_path: str, new_path: str, accounts_path: str | None, history_path: str | None,
+                 now_text: str | None, output_format: str, output_path: str | None, fail_on: str | None,
+                 include_paths: tuple[str, ...], limit: int, exhaustive: bool) -> None:
+    """What changes from OLD to NEW, account by account over ACCOUNTS (CSV or Parquet), and in summary."""
+    from . import impact_report
+    from .impact import DiffSummary, diff_portfolio
+
+    if accounts_path is None and not exhaustive:
+        raise click.UsageError("give ACCOUNTS, or --exhaustive to compare the policies over every case")
+    if accounts_path is None and history_path is not None:
+        raise click.UsageError("--history needs ACCOUNTS")
+    now = _parse_now(now_text)
+    old_policy, new_policy = _load(old_path, include_paths), _load(new_path, include_paths)
+    report = impact_report.DiffReport(old_path, new_path, old_policy.provenance, new_policy.provenance, now,
+                                      fail_on=fail_on)
+    inputs = [*old_policy.model.sources, *new_policy.model.sources,
+              *([accounts_path] if accounts_path else []), *([history_path] if history_path else [])]
+    if exhaustive:
+        report.verdict = _exhaustive_verdict(old_policy, new_policy)
+    facts: HistoryFacts | None = None
+    notes: list[str] = []
+    with contextlib.ExitStack() as resources:
+        try:
+            check_outputs({"-o": output_path}, inputs)
+            if accounts_path is not None:
+                history = resources.enter_context(_open_diff_history(old_policy, new_policy, history_path,
+                                                                     accounts_path))
+                facts = history.facts
+                rows = read_accounts(accounts_path, old_policy.required_fields() | new_policy.required_fields(),
+                                     set(old_policy.model.fields) | set(new_policy.model.fields))
+                summary = DiffSummary(limit)
+                for _ in diff_portfolio(old_policy, new_policy, rows, history, now, summary):
+                    pass  # the summary keeps the examples it shows
+                # (unmatched() reads the rest of a joined history, so that its problems are all known)
+                notes = _input_report(rows, facts, history.unmatched())
+                report.summary = summary
+            report.failed = impact_report.fails(report, fail_on)
+            with atomic_output(output_path) as out:
+                _write_diff(report, output_format, out)
+        except InputError as error:
+            _stderr().print(f"[red]error:[/] {escape(str(error))}")
+            sys.exit(EXIT_UNUSABLE)
+    console = _stderr()
+    for problem in facts.problems if facts is not None else ():
+        console.print(f"[yellow]history:[/] {visible(problem)}")
+    for line in notes:
+        console.print(line)
+    if output_path not in (None, "-") and report.summary is not None:
+        summary = report.summary
+        console.print(f"{_plural(summary.accounts, 'account')}: {summary.changed:,} changed, "
+                      f"{_plural(summary.accounts_newly_allowed, 'account')} with an action newly allowed; "
+                      f"report written to {_shown(str(output_path))}")
+    if fail_on is not None and (output_path not in (None, "-") or output_format != "text"):  # else in the report
+        console.print(f"--fail-on {fail_on}: " + ("[red]fails[/]" if report.failed else "[green]passes[/]"))
+    sys.exit(EXIT_PROBLEMS if report.failed else EXIT_OK)
+
+
+def _open_diff_history(old: Policy, new: Policy, history_path: str | None, accounts_path: str) -> RunHistory:
+    """One history for both policies, knowing the names either knows."""
+    if history_path is None:
+        return RunHistory()
+    first, second = Vocabulary.of(old.model), Vocabulary.of(new.model)
+    vocabulary = Vocabulary(tuple(dict.fromkeys(first.actions + second.actions)),
+                            tuple(dict.fromkeys(first.outcomes + second.outcomes)),
+                            first.outcomes_declared and second.outcomes_declared)
+    return open_history(history_path, vocabulary, accounts_path)
+
+
+def _exhaustive_verdict(old: Policy, new: Policy) -> Any:
+    """policydsl.equivalence's verdict on the two policies (imported only here: an optional stage)."""
+    try:
+        from .equivalence import compare  # type: ignore[import-not-found, unused-ignore]
+    except ImportError as missing:
+        _stderr().print(f"[red]error:[/] --exhaustive needs policydsl.equivalence, which cannot be imported: "
+                        f"{escape(str(missing))}")
+        sys.exit(EXIT_UNUSABLE)
+    return compare(old, new)
+
+
+def _write_diff(report: Any, output_format: str, out: IO[str]) -> None:
+    from . import impact_report
+
+    if output_format == "json":
+        out.write(impact_report.report_json(report))
+    elif output_format == "html":
+        out.write(impact_report.report_html(report))
+    else:
+        # A terminal (or COLUMNS) sets the width; a file gets room for long lines.
+        width = None if out.isatty() or "COLUMNS" in os.environ else 160
+        impact_report.print_text(report, Console(file=out, highlight=False, width=width))
+
+
 # ------------------------------------------------------------ check
 
 
