@@ -88,8 +88,10 @@ PROBLEM = "problem"
 
 # ------------------------------------------------------------ worker state
 
-# One compiled policy per digest, per Python worker process (see the module docstring).
-_POLICIES: dict[str, Engine] = {}
+# The compiled policies of this Python worker process, by (digest, engine) (see the module docstring); a
+# long-lived worker that decides under many policies keeps the latest few.
+_POLICIES: dict[tuple[str, str], Engine] = {}
+_KEPT_POLICIES = 8
 # How many times this process compiled each digest: for the tests, which check it is once.
 compilations: Counter[str] = Counter()
 
@@ -102,12 +104,15 @@ class _Shipped:
     compile it once per process, by digest."""
 
     digest: str
+    engine: str  # "compiled" or "reference": the same sources, two engines
     broadcast: Any = None  # pyspark.Broadcast[PolicySpec]
     spec: PolicySpec | None = None
 
     def policy(self) -> Engine:
-        """This process's compiled policy, compiled on the first call."""
-        found = _POLICIES.get(self.digest)
+        """This process's compiled policy, compiled on the first call. The
+        broadcast is read only then: Spark loads its value in each worker
+        process that asks, once."""
+        found = _POLICIES.get((self.digest, self.engine))
         if found is not None:
             return found
         spec: PolicySpec | None = self.broadcast.value if self.broadcast is not None else self.spec
@@ -115,7 +120,9 @@ class _Shipped:
             raise WorkerError("the policy sources a Spark worker received do not match their digest")
         compiled: Engine = ReferencePolicy(spec.model) if spec.engine == "reference" else Policy(spec.model)
         compilations[self.digest] += 1
-        _POLICIES[self.digest] = compiled
+        while len(_POLICIES) >= _KEPT_POLICIES:
+            del _POLICIES[next(iter(_POLICIES))]
+        _POLICIES[(self.digest, self.engine)] = compiled
         return compiled
 
 
@@ -124,8 +131,8 @@ def _ship(accounts: DataFrame, policy: Engine) -> _Shipped:
     try:
         context = accounts.sparkSession.sparkContext
     except Exception:  # Spark Connect: no SparkContext (PySparkNotImplementedError or the like)
-        return _Shipped(spec.digest, spec=spec)
-    return _Shipped(spec.digest, broadcast=context.broadcast(spec))
+        return _Shipped(spec.digest, spec.engine, spec=spec)
+    return _Shipped(spec.digest, spec.engine, broadcast=context.broadcast(spec))
 
 
 # ------------------------------------------------------------ schemas
