@@ -139,11 +139,11 @@ def account_rows(data: pa.RecordBatch, first_number: int, header: list[str]) -> 
         number = first_number + offset if first_number > 0 else 0
         raw = [_cell_text(value) for value in values.values()]
         if "id" in values:
-            values["id"] = _id_text(values["id"])
+            values["id"] = id_text(values["id"])
         yield AccountRow(number, None, values, None, raw, header)
 
 
-def _id_text(value: Any) -> Any:
+def id_text(value: Any) -> Any:
     """An id cell as text (None for a null); a value of any other kind is
     returned as it is, for its reader to refuse."""
     if value is None or isinstance(value, str):
@@ -177,7 +177,7 @@ def contacts(data: pa.RecordBatch, facts: HistoryFacts, first_line: int,
     for offset, (account_id, action, at, outcome) in enumerate(zip(ids, actions, ats, outcomes, strict=True)):
         facts.rows += 1
         line = first_line + offset
-        account = _id_text(account_id) or ""
+        account = id_text(account_id) or ""
         if not isinstance(account, str):
             facts.unreadable(line, "", f"field 'account_id': {shown_cell(account_id)}; expected text")
             continue

@@ -70,11 +70,11 @@ except ImportError as missing:  # pragma: no cover - depends on the installation
                       ) from missing
 
 from . import load_policy
-from .arrow import account_rows, contacts, decision_schema, decisions_batch
+from .arrow import account_rows, contacts, decision_schema, decisions_batch, id_text
 from .batch import Engine, PolicySpec, WorkerError, decide_row, sources_digest
 from .compiler import Policy
 from .decision import Contact
-from .inputs import check_now, normalise_id
+from .inputs import check_now
 from .io import HISTORY_COLUMNS, HistoryFacts, InputError, Vocabulary
 from .reference import ReferencePolicy
 
@@ -284,15 +284,12 @@ def _empty(account: pa.Table, keys: list[str]) -> pa.Table:
 
 
 def join_key(value: Any) -> str | None:
-    """An id as both sides of the history join compare it: text normalised
-    by `normalise_id` and an int as its text (as `policydsl.arrow` reads an
-    id), None for a null, an empty id or a value that is no id (such a row
-    gets no history: the account's own id check reports it)."""
-    if isinstance(value, str):
-        return normalise_id(value) or None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return None
+    """An id as both sides of the history join compare it: the id as
+    `policydsl.arrow` reads it (text normalised by `normalise_id`, an int
+    as its text), None for a null, an empty id or a value that is no id
+    (such a row gets no history: the account's own id check reports it)."""
+    text = id_text(value)
+    return text if isinstance(text, str) and text else None
 
 
 def _with_join_key(frame: DataFrame, column: str) -> DataFrame:
