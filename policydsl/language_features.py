@@ -19,6 +19,7 @@ spans are 1-based; `span_range` converts).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import zoneinfo
 from collections.abc import Iterator
@@ -655,3 +656,60 @@ def _add_because(analysis: Analysis, diagnostic: Diagnostic, lines: list[str]) -
     edit = Edit(Range(where.end_line, where.end_character, where.end_line, where.end_character),
                 "\n" + " " * (indent + 4) + 'because "TODO: why this is forbidden"')
     return Action("Add a `because` to this forbid", (edit,), diagnostic, False)
+
+
+# ---------------------------------------------------------------- the Explain code lens
+
+
+@dataclass(frozen=True)
+class Lens:
+    range: Range
+    title: str
+    account_id: str | None
+
+
+MAX_LENS_ACCOUNTS = 5
+
+
+def explain_lenses(analysis: Analysis, accounts: str = "accounts.csv", history: str | None = "contacts.csv",
+                   now: dt.datetime | None = None, limit: int = MAX_LENS_ACCOUNTS) -> list[Lens]:
+    """One lens on the policy line per account of the accounts file beside
+    the policy (`accounts`, relative to its directory), with the decision
+    under the document's text as it is now: stage, next action, allowed and
+    blocked actions. The contact history beside it (`history`) is used when
+    it exists. Nothing when the text does not check or there is no such file;
+    a line saying why when the file cannot be read."""
+    from .compiler import Policy
+    from .io import InputError, Vocabulary, read_accounts, read_history
+
+    model, tree = analysis.model, analysis.tree
+    if model is None or tree is None or any(d.severity == "error" for d in analysis.diagnostics):
+        return []
+    base = Path(analysis.path).parent
+    accounts_path = base / accounts
+    if not accounts_path.is_file():
+        return []
+    where = span_range(tree.header.span)
+    at = now or dt.datetime.now(dt.UTC)
+    try:
+        policy = Policy(model)
+        contacts = read_history(str(base / history), Vocabulary.of(model)) \
+            if history and (base / history).is_file() else None
+        lenses = []
+        for row in read_accounts(str(accounts_path), set(), set(model.fields)):
+            if row.values is None:
+                continue
+            account_id = row.values.get("id")
+            decision = policy.evaluate(row.values, contacts.for_account(account_id) if contacts else [], now=at)
+            if decision.error:
+                title = f"Explain {account_id}: cannot be evaluated: {decision.error}"
+            else:
+                title = (f"Explain {account_id}: stage {decision.stage or '-'}, next {decision.next_action or 'none'}"
+                         f"; allowed {', '.join(decision.allowed) or 'none'}"
+                         f"; blocked {len(decision.blocked)}")
+            lenses.append(Lens(where, title, account_id))
+            if len(lenses) >= limit:
+                break
+        return lenses
+    except (PolicyError, InputError, OSError, ValueError) as error:
+        return [Lens(where, f"Explain: {accounts_path.name}: {error}", None)]

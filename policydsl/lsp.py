@@ -43,6 +43,18 @@ class PolicyServer(LanguageServer):
         self.analyses: dict[str, lf.Analysis] = {}
         self.last_model: dict[str, Model] = {}  # the last text that checked, for completion in broken text
         self.pending: dict[str, asyncio.TimerHandle] = {}
+        # the Explain lens's files beside the policy (settings `policydsl.explain.accounts` and `.history`)
+        self.explain: dict[str, str | None] = {"accounts": "accounts.csv", "history": "contacts.csv"}
+
+    def configure(self, settings: Any) -> None:
+        """Take `{"explain": {"accounts": ..., "history": ...}}`, bare or under `policydsl`."""
+        if isinstance(settings, dict):
+            settings = settings.get("policydsl", settings)
+            explain = settings.get("explain") if isinstance(settings, dict) else None
+            if isinstance(explain, dict):
+                for key in ("accounts", "history"):
+                    if isinstance(explain.get(key), str):
+                        self.explain[key] = explain[key] or None
 
     def analysis(self, uri: str) -> lf.Analysis:
         document = self.workspace.get_text_document(uri)
@@ -116,6 +128,14 @@ def _symbol(symbol: lf.Symbol) -> types.DocumentSymbol:
 
 def make_server() -> PolicyServer:
     server = PolicyServer()
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: PolicyServer, params: types.InitializeParams) -> None:
+        ls.configure(params.initialization_options)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    def did_change_configuration(ls: PolicyServer, params: types.DidChangeConfigurationParams) -> None:
+        ls.configure(params.settings)
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: PolicyServer, params: types.DidOpenTextDocumentParams) -> None:
@@ -196,6 +216,15 @@ def make_server() -> PolicyServer:
             diagnostics=[to_diagnostic(analysis, action.diagnostic)] if action.diagnostic else None,
             edit=types.WorkspaceEdit(changes={uri: _edits(action.edits)}))
             for action in lf.code_actions(analysis, from_range(params.range))]
+
+    @server.feature(types.TEXT_DOCUMENT_CODE_LENS)
+    def code_lens(ls: PolicyServer, params: types.CodeLensParams) -> list[types.CodeLens]:
+        uri = params.text_document.uri
+        lenses = lf.explain_lenses(ls.analysis(uri), ls.explain["accounts"] or "accounts.csv",
+                                   ls.explain["history"])
+        return [types.CodeLens(range=to_range(lens.range), command=types.Command(
+            title=lens.title, command="policydsl.explain", arguments=[uri, lens.account_id]))
+            for lens in lenses]
 
     return server
 

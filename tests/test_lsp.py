@@ -282,3 +282,33 @@ def test_policy_lsp_without_pygls_names_the_extra(tmp_path: Path) -> None:
                             stdin=subprocess.DEVNULL, timeout=60)
     assert result.returncode == 2
     assert "policydsl[lsp]" in result.stderr
+
+
+def _explain_dir(tmp_path: Path) -> Path:
+    shutil.copy(POLICIES / "us_reg_f.policy", tmp_path)
+    (tmp_path / "accounts.csv").write_text("id,days_past_due,flags,timezone\nA1,10,,America/New_York\n"
+                                           "A2,40,cease_communication,America/Chicago\n", encoding="utf-8")
+    (tmp_path / "contacts.csv").write_text("account_id,action,at,outcome\n", encoding="utf-8")
+    return tmp_path / "us_reg_f.policy"
+
+
+def test_explain_lens_decides_each_account_beside_the_policy(tmp_path: Path) -> None:
+    import datetime as dt
+
+    path = _explain_dir(tmp_path)
+    analysis = lf.analyze(path.read_text(encoding="utf-8"), str(path))
+    noon = dt.datetime(2026, 12, 7, 17, 0, tzinfo=dt.UTC)  # 12:00 in New York, 11:00 in Chicago
+    first, second = lf.explain_lenses(analysis, now=noon)
+    assert first.account_id == "A1" and "allowed call, sms, email, letter, legal_action" in first.title
+    assert second.account_id == "A2" and "allowed letter, legal_action; blocked 3" in second.title  # ceased
+    assert lf.explain_lenses(analysis, accounts="missing.csv") == []
+
+
+@pytest.mark.asyncio
+async def test_stdio_explain_lens(client: LanguageClient, tmp_path: Path) -> None:
+    path = _explain_dir(tmp_path)
+    await _open(client, path, path.read_text(encoding="utf-8"))
+    lenses = await client.text_document_code_lens_async(types.CodeLensParams(
+        text_document=types.TextDocumentIdentifier(uri=path.resolve().as_uri())))
+    assert lenses is not None and [lens.command.title.split(":")[0] for lens in lenses if lens.command] == \
+        ["Explain A1", "Explain A2"]
