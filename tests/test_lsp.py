@@ -312,3 +312,42 @@ async def test_stdio_explain_lens(client: LanguageClient, tmp_path: Path) -> Non
         text_document=types.TextDocumentIdentifier(uri=path.resolve().as_uri())))
     assert lenses is not None and [lens.command.title.split(":")[0] for lens in lenses if lens.command] == \
         ["Explain A1", "Explain A2"]
+
+
+# ---------------------------------------------------------------- the VS Code client
+
+
+def test_vscode_extension_declares_the_client() -> None:
+    import json
+
+    manifest = json.loads((ROOT / "editors" / "vscode" / "package.json").read_text(encoding="utf-8"))
+    assert manifest["main"] == "./extension.js" and "onLanguage:policy" in manifest["activationEvents"]
+    assert "vscode-languageclient" in manifest["dependencies"]
+    settings = manifest["contributes"]["configuration"]["properties"]
+    assert settings["policydsl.server.command"]["default"] == "policy"
+    assert {"policydsl.explain.accounts", "policydsl.explain.history"} <= set(settings)
+    assert manifest["contributes"]["grammars"][0]["path"] == "./syntaxes/policy.tmLanguage.json"
+
+
+def test_vscode_extension_packages_as_vsix(tmp_path: Path) -> None:
+    """`npm install` and `vsce package` in a copy of editors/vscode (about 15 s here)."""
+    node, npm, npx = shutil.which("node"), shutil.which("npm"), shutil.which("npx")
+    if not (node and npm and npx):
+        pytest.skip("building the .vsix needs node, npm and npx on PATH")
+    work = tmp_path / "vscode"
+    shutil.copytree(ROOT / "editors" / "vscode", work, ignore=shutil.ignore_patterns("node_modules", "*.vsix"))
+    assert subprocess.run([node, "--check", "extension.js"], cwd=work, timeout=60).returncode == 0
+    install = subprocess.run([npm, "install", "--no-audit", "--no-fund"], cwd=work, capture_output=True, text=True,
+                             timeout=300)
+    if install.returncode != 0:
+        pytest.skip("npm install failed (is the npm registry reachable?): " + install.stderr.strip()[-300:])
+    built = subprocess.run([npx, "--no-install", "vsce", "package", "--allow-missing-repository", "--skip-license"],
+                           cwd=work, capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stdout + built.stderr
+    import zipfile
+
+    [vsix] = work.glob("*.vsix")
+    names = zipfile.ZipFile(vsix).namelist()
+    assert "extension/extension.js" in names and "extension/syntaxes/policy.tmLanguage.json" in names
+    assert any(name.startswith("extension/node_modules/vscode-languageclient/") for name in names)
+    assert not any(name.startswith("extension/node_modules/@vscode/vsce/") for name in names)
