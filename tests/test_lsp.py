@@ -351,3 +351,35 @@ def test_vscode_extension_packages_as_vsix(tmp_path: Path) -> None:
     assert "extension/extension.js" in names and "extension/syntaxes/policy.tmLanguage.json" in names
     assert any(name.startswith("extension/node_modules/vscode-languageclient/") for name in names)
     assert not any(name.startswith("extension/node_modules/@vscode/vsce/") for name in names)
+
+
+def test_did_you_mean_fixes_for_stages_and_actions_and_code_hover(tmp_path: Path) -> None:
+    text = ('policy "x" version "1"\naccount { id : text  days_past_due : int }\nactions { sms, call }\n'
+            'stages on days_past_due {\n  early .. 5\n  late 6 ..\n}\nstage eraly { allow smss }\n'
+            'forbid cal because "x"  # policy: ignore[W203]\n')
+    path = str(tmp_path / "x.policy")
+    analysis = lf.analyze(text, path)
+    assert {d.code for d in analysis.own_diagnostics} == {"E102", "E103", "W201"}
+    fixed = text
+    actions = lf.code_actions(analysis, lf.Range(0, 0, 20, 0))
+    assert {a.title for a in actions} == {"Change 'eraly' to 'early'", "Change 'smss' to 'sms'",
+                                          "Change 'cal' to 'call'"}
+    for edit in sorted((e for a in actions for e in a.edits), key=lambda e: (e.range.start_line,
+                                                                            e.range.start_character), reverse=True):
+        fixed = _apply(fixed, edit)
+    # left: the suppression of a W203 that this forbid (with its because) does not raise
+    assert {d.code for d in lf.diagnostics_for(fixed, path)} == {"W310"}
+    line, column = _line_of(text, "W203")
+    assert (lf.hover_at(analysis, line, column + 1) or "").startswith("### W203")
+    labels = [c.label for c in lf.completions_at(analysis, _line_of(text, "stage eraly")[0], len("stage "))]
+    assert labels == ["early", "late"]
+
+
+def test_completion_in_text_that_does_not_parse_uses_the_last_model() -> None:
+    text, analysis = _shipped("us_reg_f.policy")
+    broken = text + "\nforbid \n"
+    line = len(broken.split("\n")) - 2
+    now = lf.analyze(broken, analysis.path)
+    assert now.model is None
+    labels = {c.label for c in lf.completions_at(now, line, len("forbid "), analysis.model)}
+    assert {"call", "letter", "legal_action", "all"} <= labels
