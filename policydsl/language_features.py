@@ -34,6 +34,7 @@ from .formatter import format_source
 from .functions import FUNCTIONS
 from .loader import load_text
 from .model import Model, all_files
+from .parser import parse
 
 LINTS_DOC = Path(__file__).resolve().parent.parent / "docs" / "lints.md"
 LINTS_URL = "https://github.com/policydsl/policydsl/blob/main/docs/lints.md"
@@ -83,9 +84,46 @@ class Analysis:
     tree: n.PolicyFile | None = None
     tokens: dict[str, list[Token]] = field(default_factory=dict)  # by file path
 
+    # a diagnostic of an included file, shown on the include that reaches it: where it really is
+    lifted: dict[Diagnostic, n.Span] = field(default_factory=dict)
+
     @property
     def own_diagnostics(self) -> list[Diagnostic]:
-        return [d for d in self.diagnostics if _same_file(d.span.file, self.path)]
+        """The diagnostics of this file, and those of the files it includes
+        on the include line that reaches them (an editor shows a document's
+        own diagnostics only, and a broken baseline must not look clean)."""
+        out = []
+        for diagnostic in self.diagnostics:
+            if _same_file(diagnostic.span.file, self.path):
+                out.append(diagnostic)
+                continue
+            include = self._include_reaching(diagnostic.span.file)
+            if include is None:
+                continue
+            where = diagnostic.span
+            shown = Diagnostic(diagnostic.code, diagnostic.severity,
+                               f"in {include.path} ({Path(where.file).name}:{where.line}:{where.column}): "
+                               f"{diagnostic.message}", include.span)
+            self.lifted[shown] = where
+            out.append(shown)
+        return out
+
+    def _include_reaching(self, path: str) -> n.Include | None:
+        tree = self.tree
+        if tree is None:  # the included file did not parse: this one may
+            try:
+                tree = parse(self.text, self.path)
+            except PolicyError:
+                return None
+            beside = Path(self.path).parent
+            for include in tree.includes:
+                if not include.path.startswith("policydsl:") and _same_file(str(beside / include.path), path):
+                    return include
+            return tree.includes[0] if tree.includes else None
+        for include, included in zip(tree.includes, tree.included, strict=False):
+            if any(_same_file(source.path, path) for source in all_files(included)):
+                return include
+        return None
 
     def file_tokens(self, path: str) -> list[Token]:
         if path not in self.tokens:
@@ -130,6 +168,9 @@ def related(analysis: Analysis, diagnostic: Diagnostic) -> list[tuple[Location, 
     """Other places a diagnostic is about: the other stage of a gap or an
     overlap, the first declaration of a duplicate."""
     model = analysis.model
+    lifted = analysis.lifted.get(diagnostic)
+    if lifted is not None:
+        return [(Location(lifted.file, span_range(lifted)), diagnostic.message.split(": ", 1)[-1])]
     if model is None:
         return []
     out: list[tuple[Location, str]] = []
@@ -277,7 +318,13 @@ def declarations(analysis: Analysis, name: str) -> list[Location]:
 
 
 def definition_at(analysis: Analysis, line: int, character: int) -> list[Location]:
+    """Where the name under the cursor is declared; on an include's path, the included file."""
     token = token_at(analysis, line, character)
+    tree = analysis.tree
+    if token is not None and token.quoted and tree is not None:
+        for include, included in zip(tree.includes, tree.included, strict=False):
+            if include.path == token.text and span_range(include.span).contains(line, character):
+                return [Location(included.path, Range(0, 0, 0, 0))]
     if token is None or analysis.model is None or kind_of(analysis.model, token) is None:
         return []
     return declarations(analysis, token.text)

@@ -383,3 +383,30 @@ def test_completion_in_text_that_does_not_parse_uses_the_last_model() -> None:
     assert now.model is None
     labels = {c.label for c in lf.completions_at(now, line, len("forbid "), analysis.model)}
     assert {"call", "letter", "legal_action", "all"} <= labels
+
+
+def test_an_included_files_problem_shows_on_the_include(tmp_path: Path) -> None:
+    (tmp_path / "base.policy").write_text('policy "b" version "1"\naccount { id : text }\nactions { sms }\n'
+                                          "forbid smss because \"x\"\n", encoding="utf-8")
+    text = 'policy "top" version "1"\ninclude "base.policy"\naccount { id : text }\nactions { sms }\nallow sms\n'
+    analysis = lf.analyze(text, str(tmp_path / "top.policy"))
+    [shown] = analysis.own_diagnostics
+    assert shown.code == "E102" and shown.span.line == 2 and shown.message.startswith("in base.policy (base.policy:4:")
+    [(location, _)] = lf.related(analysis, shown)
+    assert Path(location.path).name == "base.policy" and location.range.start_line == 3
+    (tmp_path / "base.policy").write_text('policy "b" version\n', encoding="utf-8")
+    [syntax] = lf.diagnostics_for(text, str(tmp_path / "top.policy"))
+    assert syntax.code == "E001" and syntax.span.line == 2
+
+
+def test_definition_on_an_include_opens_the_file_and_library_includes_resolve(tmp_path: Path) -> None:
+    text, analysis = _shipped("us_state_rules.policy")
+    line, column = _line_of(text, 'include "us_reg_f.policy"')
+    [location] = lf.definition_at(analysis, line, column + len('include "u'))
+    assert Path(location.path).name == "us_reg_f.policy"
+    text = ('policy "top" version "1"\ninclude "policydsl:us_reg_f"\naccount { id : text }\nactions { ring }\n'
+            "allow ring when not (\"deceased\" in flags)\n")
+    analysis = lf.analyze(text, str(tmp_path / "top.policy"))
+    line, column = _line_of(text, "in flags")
+    [location] = lf.definition_at(analysis, line, column + len("in f"))
+    assert Path(location.path).name == "us_reg_f.policy"
