@@ -203,7 +203,7 @@ def make_server() -> PolicyServer:
                                                                                                   analysis.tree)]
 
     @server.feature(types.TEXT_DOCUMENT_COMPLETION,
-                    types.CompletionOptions(trigger_characters=['"', " ", ",", "/"]))
+                    types.CompletionOptions(trigger_characters=['"', ",", "/"]))
     def completion(ls: PolicyServer, params: types.CompletionParams) -> types.CompletionList:
         uri = params.text_document.uri
         items = lf.completions_at(ls.analysis(uri), params.position.line, params.position.character,
