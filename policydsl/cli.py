@@ -1163,3 +1163,17 @@ def _report_accounts(policy: Policy, path: str, notes: list[str]) -> dict[str, d
     if unread:
         notes.append(f"{path}: {_plural(unread, 'row')} could not be read and are left out")
     return accounts
+
+
+# ------------------------------------------------------------ lsp
+
+
+@main.command("lsp")
+def lsp_command() -> None:
+    """Run the language server on stdin and stdout (for editors; extra `[lsp]`)."""
+    try:
+        from . import lsp
+    except ImportError:
+        _stderr().print("[red]error:[/] the language server needs pygls: " + escape("pip install 'policydsl[lsp]'"))
+        sys.exit(EXIT_UNUSABLE)
+    lsp.main()
