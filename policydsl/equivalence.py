@@ -448,12 +448,12 @@ def stage_candidates(models: Sequence[Model]) -> tuple[str | None, list[Any]]:
     if not bounds:
         bounds = {0}
     values = sorted(bounds)
-    values = [values[0] - 1, *values, values[-1] + 1]
+    values = [0, values[0] - 1, *values, values[-1] + 1]
     kept: dict[tuple[str | None, ...], int] = {}
-    for value in values:
+    for value in sorted(values, key=lambda v: (abs(v), v)):  # the smallest value of each pair of stages
         key = tuple(_stage_name(m, value) if m.stage_field == name else None for m in models)
         kept.setdefault(key, value)
-    return name, sorted(kept.values(), key=lambda v: (abs(v), v))
+    return name, list(kept.values())
 
 
 def _stage_name(model: Model, value: int) -> str | None:
