@@ -704,10 +704,18 @@ class _Comparison:
         self.pools = {name: candidates(info) for name, info in self.reads.fields.items()}
         self.zone_field = next((m.zone_field for m in self.models if m.zone_field), None)
         self.stage_field, self.stage_values = stage_candidates(self.models)
+        if self.stage_field is not None:  # conditions may compare the stage field too: split at both
+            info = self.reads.fields[self.stage_field]
+            kept: dict[tuple[Any, ...], int] = {}
+            for value in sorted({*self.stage_values, *candidates(info)}, key=lambda v: (abs(v), v)):
+                key = (*(_stage_name(m, value) for m in self.models), *(atom(value) for _, atom in info.atoms))
+                kept.setdefault(key, value)
+            self.stage_values = list(kept.values())
+            self.pools[self.stage_field] = self.stage_values
         self.names = list(dict.fromkeys([*self.reads.action_names, *(e for m in self.models for e in m.events)]))
         self.outcomes = list(dict.fromkeys(o for m in self.models for o in m.outcomes))
         self.wh_cache: dict[Any, dict[tuple[bool, bool], _Point]] = {}
-        self.special = {f for f in ("id", self.zone_field) if f}
+        self.special = {f for f in ("id", self.zone_field, self.stage_field) if f}
         if "id" in self.pools and not self.reads.fields["id"].atoms:
             self.pools["id"] = ["A1"]  # what the histories are filed under
         for model in self.models:  # a holiday calendar held in a field: known countries only
@@ -747,7 +755,7 @@ class _Comparison:
                 self.found.setdefault((action, "loosens" if after else "stricter"), point)
         other = other_difference(old, new)
         if other is not None:
-            self.found.setdefault((None, other.split(":", 1)[0].split(" ")[-1]), point)
+            self.found.setdefault((None, other.split(":", 1)[0]), point)
 
     # -- the exact part
     def zones(self, account: dict[str, Any]) -> tuple[ZoneInfo, ...]:
@@ -801,6 +809,33 @@ class _Comparison:
                 if wh_classes is None:
                     wh_classes = self.wh_cache[key] = self.wh_classes(action, rules, account)
                 self.combine(action, g_classes, wh_classes, rules.exact)
+
+    def run_segments(self) -> None:
+        """Each segment over the fields it reads, in every stage: a segment that no rule reads still
+        shows in decisions, so its change is a difference the actions' enumeration would not meet."""
+        by_name: dict[str, list[tuple[Model, n.Segment]]] = {}
+        for model in self.models:
+            for segment in model.segments:
+                by_name.setdefault(segment.name, []).append((model, segment))
+        base = self.defaults()
+        for name, versions in by_name.items():
+            owners: set[int] = set()
+            fields: set[str] = set()
+            for model, segment in versions:
+                owners |= {id(segment), *(id(s) for s in _segments_read(model, [segment.condition]))}
+                fields |= _fields_read(model, [segment.condition])
+            names = sorted(fields - {self.zone_field})
+            pools = [self.pool(f, owners) for f in names]
+            size = _product_size(pools)
+            if size > FIELD_BUDGET:
+                self.outside[f"segment {name}: {size} combinations of {', '.join(names)} (over the budget of "
+                             f"{FIELD_BUDGET}; sampled)"] = None
+                self.exact = False
+            zones = self.zones(base)
+            now = _instant_at(zones[0], BASE_DATE + dt.timedelta(days=2), 12 * 3600)
+            for values in self._field_product(pools, size):
+                point = _Point({**base, **dict(zip(names, values, strict=True))}, [], now)
+                self.record(point, self.evaluate(point), ())
 
     def wh_classes(self, action: str, rules: _ActionRules, account: dict[str, Any]
                    ) -> dict[tuple[bool, bool], _Point]:
@@ -908,7 +943,7 @@ class _Comparison:
         if action is not None:
             return _allowed(old, action) != _allowed(new, action) and (_allowed(new, action) == (kind == "loosens"))
         other = other_difference(old, new)
-        return other is not None and other.split(":", 1)[0].split(" ")[-1] == kind
+        return other is not None and other.split(":", 1)[0] == kind
 
     def shrink(self, key: _Key, point: _Point) -> _Point:
         for name in list(point.account):
@@ -949,10 +984,17 @@ class _Comparison:
         self.exact = not self.outside
         for action in self.reads.action_names:
             self.run_action(action)
+        self.run_segments()
         cases = self.cases
         if self.outside:
             self.exact = False
             self.sample()
+        # an action blocked until different instants is allowed by one policy only at the earlier of
+        # them: where that shows as a difference of the action, its `until` adds nothing
+        for action, kind in list(self.found):
+            if action is None and kind.endswith(" until") and any(
+                    (kind[:-len(" until")], direction) in self.found for direction in ("loosens", "stricter")):
+                del self.found[(action, kind)]
         examples = [self.replay(key, self.shrink(key, point)) for key, point in self.found.items()]
         examples.sort(key=lambda e: (e.action is None, e.action or "", e.description))
         # which actions are allowed decides; stage, segments, order and `until` alone make "differs"

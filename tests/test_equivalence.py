@@ -198,9 +198,8 @@ def test_stricter_somewhere_and_looser_elsewhere_differs() -> None:
     assert verdict.outcome == "differs"
     assert {(e.action, "agent_call" in e.new.allowed) for e in verdict.counterexamples if e.action} == {
         ("agent_call", True), ("agent_call", False)}
-    # where both block (08:59), they block until different instants: reported, with no action
-    [until] = [e for e in verdict.counterexamples if e.action is None]
-    assert until.description.startswith("agent_call until: OLD ")
+    # where both block (08:59) they block until different instants: a consequence, not reported again
+    assert all(e.action is not None for e in verdict.counterexamples)
     assert_all_reproduce(verdict, old, new)
 
 
@@ -212,6 +211,27 @@ def test_only_the_stage_differing_is_differs_with_no_action() -> None:
     [example] = verdict.counterexamples
     assert example.action is None and example.description.startswith("stage: OLD late, NEW early")
     assert 31 <= example.account["dpd"] <= 40
+    assert_all_reproduce(verdict, old, new)
+
+
+def test_a_segment_no_rule_reads_is_still_compared() -> None:
+    text = SMALL.replace("allow agent_call, sms", "segment rich when dpd > 100\nallow agent_call, sms")
+    old, new = _policy(text), _policy(text.replace("dpd > 100", "dpd > 101"))
+    verdict = compare(old, new)
+    assert (verdict.outcome, verdict.exact) == ("differs", True)
+    [example] = verdict.counterexamples
+    assert example.action is None and example.account["dpd"] == 101
+    assert example.description == "segments: OLD rich, NEW (none)"
+    assert_all_reproduce(verdict, old, new)
+
+
+def test_the_stage_field_is_split_at_the_constants_conditions_compare_it_with_too() -> None:
+    text = SMALL.replace("allow agent_call, sms", "allow agent_call\nallow sms when dpd > 45")
+    old, new = _policy(text), _policy(text.replace("dpd > 45", "dpd > 46"))
+    verdict = compare(old, new)
+    assert (verdict.outcome, verdict.exact) == ("stricter", True)
+    [example] = verdict.counterexamples
+    assert (example.action, example.account["dpd"]) == ("sms", 46)
     assert_all_reproduce(verdict, old, new)
 
 
