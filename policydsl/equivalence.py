@@ -991,10 +991,11 @@ class _Comparison:
             self.sample()
         # an action blocked until different instants is allowed by one policy only at the earlier of
         # them: where that shows as a difference of the action, its `until` adds nothing
-        for action, kind in list(self.found):
-            if action is None and kind.endswith(" until") and any(
+        for key in list(self.found):
+            subject, kind = key
+            if subject is None and kind.endswith(" until") and any(
                     (kind[:-len(" until")], direction) in self.found for direction in ("loosens", "stricter")):
-                del self.found[(action, kind)]
+                del self.found[key]
         examples = [self.replay(key, self.shrink(key, point)) for key, point in self.found.items()]
         examples.sort(key=lambda e: (e.action is None, e.action or "", e.description))
         # which actions are allowed decides; stage, segments, order and `until` alone make "differs"
