@@ -54,7 +54,7 @@ from .model import Model
 from .reference import ReferencePolicy
 from .values import default_value, reader_for
 
-__all__ = ["Counterexample", "Verdict", "compare"]
+__all__ = ["Counterexample", "ReplayError", "Verdict", "compare"]
 
 FIELD_BUDGET = 20_000  # field combinations per action and context before sampling takes over
 HISTORY_BUDGET = 400  # minimal histories per cap or quiet period before sampling takes over
