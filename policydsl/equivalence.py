@@ -60,6 +60,9 @@ FIELD_BUDGET = 20_000  # field combinations per action and context before sampli
 HISTORY_BUDGET = 400  # minimal histories per cap or quiet period before sampling takes over
 SET_LITERALS = 10  # a set field tested against more constants than this is sampled
 BASE_DATE = dt.date(2026, 1, 5)  # a Monday: dates are chosen from the year after it
+# sampled only: zones that change their clocks, and accounts with several candidate zones
+SAMPLED_ZONES = ("America/New_York", "Europe/London", "Australia/Lord_Howe", "Asia/Kolkata",
+                 "Asia/Shanghai;America/New_York", "Europe/London;Asia/Tokyo")
 _OTHER_TEXT = "~other"
 _OTHER_OUTCOME = ""
 
@@ -602,6 +605,59 @@ def minimal_histories(counters: Sequence[_Counter], names: Sequence[str], outcom
     return found, cut_off
 
 
+def _aggregates(model: Model, expr: n.Expr) -> Iterator[tuple[n.History, Any]]:
+    """(aggregate, constant) of each comparison of a history aggregate with a constant in `expr`,
+    through the segments it reads."""
+    for condition in [expr, *(s.condition for s in _segments_read(model, [expr]))]:
+        for node in n.walk(condition):
+            if isinstance(node, n.Compare):
+                sides = (_literal(node.left), _literal(node.right))
+                for history, constant in (sides, sides[::-1]):
+                    if isinstance(history, n.History) and isinstance(constant, n.Literal) \
+                            and isinstance(constant.value, (int, Decimal)) and not isinstance(constant.value, bool):
+                        yield history, constant.value
+
+
+def threshold_histories(model: Model, history: n.History, constant: Any, now: dt.datetime, zone: ZoneInfo,
+                        account_id: str) -> list[list[Contact]]:
+    """Histories that put `history` at constant-1, constant and constant+1 (and the empty one)."""
+    actions = model.expand(history.targets, with_events=True)
+    if not actions:
+        return [[]]
+    action = actions[0]
+    listed = history.outcomes or ()
+    passing = _OTHER_OUTCOME if history.outcomes is None or history.exclude else listed[0]
+    failing = (listed[0] if history.exclude else _OTHER_OUTCOME) if history.outcomes is not None else None
+    found: list[list[Contact]] = [[]]
+    second = dt.timedelta(seconds=1)
+    if history.kind in ("count", "streak"):
+        for k in sorted({max(0, int(constant) + step) for step in (-1, 0, 1)}):
+            if k == 0 or k > 12:
+                continue
+            events = [Contact(account_id, action, now - second * (i + 1), passing) for i in range(k)]
+            if history.kind == "streak" and failing is not None:
+                events.append(Contact(account_id, action, now - second * (k + 2), failing))
+            found.append(events)
+            if history.kind == "count" and history.period is not None:  # the same, just out of the period
+                if history.period.unit == "hours":
+                    edge = now - dt.timedelta(hours=history.period.amount)
+                else:
+                    today = now.astimezone(zone).date()
+                    edge = local_midnight(zone, today - dt.timedelta(days=history.period.amount - 1))
+                found.append([Contact(account_id, action, edge - second * (i + 1), passing) for i in range(k)])
+    elif history.kind == "days_since_last":
+        today = now.astimezone(zone).date()
+        for days in sorted({max(0, int(constant) + step) for step in (-1, 0, 1)}):
+            at = now - second if days == 0 else _instant_at(zone, today - dt.timedelta(days=days), 12 * 3600)
+            found.append([Contact(account_id, action, min(at, now - second), passing)])
+    else:
+        for minutes in (-1, 0, 1):
+            at = now - dt.timedelta(hours=float(constant)) + dt.timedelta(minutes=minutes)
+            if at <= now:
+                found.append([Contact(account_id, action, at, passing)])
+    return found
+
+
 # ------------------------------------------------------------ comparing decisions
 
 
@@ -801,6 +857,11 @@ class _Comparison:
                     self.record(point, decisions, [action])
                     g = tuple(_factors(d, action)[0] for d in decisions)
                     g_classes.setdefault((g[0], g[1]), point.account)
+                aggregates = [(model, found) for model, _, expr in rules.g_exprs
+                              for found in _aggregates(model, expr)]
+                if aggregates:  # outside the exact fragment: histories at each threshold, on top of sampling
+                    self.aggregate_sweep(action, aggregates, list(g_classes.values()), g_pools, g_fields, first_now,
+                                         zones[0])
                 if set(g_classes) == {(False, False)}:
                     continue  # blocked whatever the time and history
                 key = (tuple(id(rule) for _, rule in rules.windows), tuple(id(rule) for *_, rule in rules.counters),
@@ -809,6 +870,25 @@ class _Comparison:
                 if wh_classes is None:
                     wh_classes = self.wh_cache[key] = self.wh_classes(action, rules, account)
                 self.combine(action, g_classes, wh_classes, rules.exact)
+
+    def aggregate_sweep(self, action: str, aggregates: list[tuple[Model, tuple[n.History, Any]]],
+                        accounts: list[dict[str, Any]], pools: list[list[Any]], names: list[str],
+                        now: dt.datetime, zone: ZoneInfo) -> None:
+        """The history aggregates of an action's conditions at c-1, c and c+1 of each constant c
+        they are compared with, for a few accounts: not exact (the aggregates are in `outside`),
+        but where a changed threshold shows first."""
+        for _ in range(20):
+            accounts.append({**accounts[0], **{name: self.random.choice(pool)
+                                               for name, pool in zip(names, pools, strict=True)}})
+        options = [threshold_histories(model, history, constant, now, zone, str(accounts[0].get("id", "")))
+                   for model, (history, constant) in aggregates]
+        for index, chosen in enumerate(itertools.product(*options)):
+            if index >= 300:
+                break
+            events = sorted({c for part in chosen for c in part}, key=lambda c: c.at, reverse=True)
+            for account in accounts:
+                point = _Point(account, events, now)
+                self.record(point, self.evaluate(point), [action])
 
     def run_segments(self) -> None:
         """Each segment over the fields it reads, in every stage: a segment that no rule reads still
@@ -918,6 +998,8 @@ class _Comparison:
             elif info.kind == "datetime" and self.random.random() < 0.5:
                 value = dt.datetime(2026, 1, 5, tzinfo=dt.UTC) + dt.timedelta(
                     minutes=self.random.randint(-800 * 1440, 400 * 1440))
+            elif info.kind == "zone" and self.random.random() < 0.3:  # the zones the enumeration leaves out
+                value = self.random.choice(SAMPLED_ZONES)
             account[name] = value
         if self.stage_field is not None and self.random.random() < 0.7:
             account[self.stage_field] = self.random.choice(self.stage_values)
