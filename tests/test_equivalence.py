@@ -265,9 +265,10 @@ def _infos(text: str) -> _Reads:
 
 def test_integer_candidates_split_each_constant_and_keep_one_per_distinct_outcome() -> None:
     values = candidates(_infos(FIELDS).fields["dpd"])
-    # dpd >= 10 and dpd == 3: below 3 (and 4 .. 9, which look alike), 3, 10 and above
-    assert values == [1, 3, 10]
-    assert candidates(_infos(FIELDS.replace("dpd == 3", "dpd == 30")).fields["dpd"]) == [8, 10, 30]  # 31 looks like 10
+    # dpd >= 10 and dpd == 3: below 3 (and 4 .. 9, which look alike: zero stands for them), 3, 10 and above
+    assert values == [0, 3, 10]
+    assert candidates(_infos(FIELDS.replace("dpd == 3", "dpd == 30")).fields["dpd"]) == [0, 10, 30]  # 31 is like 10
+    assert candidates(_infos(FIELDS.replace("dpd >= 10", "dpd >= -10")).fields["dpd"]) == [0, 3, -11]
 
 
 def test_decimal_candidates_step_below_the_precision_of_the_constants() -> None:
