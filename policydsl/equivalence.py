@@ -676,6 +676,18 @@ def _factors(decision: Decision, action: str) -> tuple[bool, bool]:
     return not (kinds & _G_KINDS), not (kinds & _WH_KINDS)
 
 
+def _parts(decision: Decision, action: str) -> tuple[bool, bool, bool]:
+    """(G, W, H): admitted and not forbidden, no window closed, no cap or quiet period reached."""
+    if decision.error is not None or (decision.actions is not None and action not in decision.actions):
+        return False, False, False
+    kinds = {entry.kind for entry in decision.blocked if entry.action == action}
+    return not (kinds & _G_KINDS), "window" not in kinds, not (kinds & {"limit", "quiet"})
+
+
+def _pair(decisions: tuple[Decision, Decision], action: str, part: int) -> tuple[bool, bool]:
+    return _parts(decisions[0], action)[part], _parts(decisions[1], action)[part]
+
+
 def _allowed(decision: Decision, action: str) -> bool:
     return action in decision.allowed
 
@@ -926,33 +938,65 @@ class _Comparison:
 
     def wh_classes(self, action: str, rules: _ActionRules, account: dict[str, Any]
                    ) -> dict[tuple[bool, bool], _Point]:
-        """(WH of OLD, WH of NEW) -> a point with them, over the instants and minimal histories."""
+        """(WH of OLD, WH of NEW) -> a point with them. At each time of day, the windows are tried on
+        every representative date with no history and the caps on the minimal histories of one date
+        (they see the time of day, not the date), and the pairs found are joined."""
         counters = [_counter(side, model, rule) for side, model, rule in rules.counters]
         minutes = time_points(rules.windows, rules.counters)
         zone_pool: list[Any] = self.pools[self.zone_field] if self.zone_field else [None]
         found: dict[tuple[bool, bool], _Point] = {}
         country_values = [account[f] for f in rules.wh_fields if f in account]
+        account_id = str(account.get("id", ""))
         for zone_value in zone_pool:
             if self.zone_field is not None:
                 account = {**account, self.zone_field: zone_value}
-            zones = self.zones(account)
-            countries = _countries(rules.windows, country_values)
-            for day in representative_dates(rules.windows, countries, zones[0]):
-                for seconds in minutes:
-                    now = _instant_at(zones[0], day, seconds)
-                    histories, cut_off = minimal_histories(counters, self.names, self.outcomes, now, zones[0],
-                                                           str(account.get("id", "")))
-                    if cut_off:
-                        self.outside[f"{action}: histories reaching its caps exceed {HISTORY_BUDGET} "
-                                     "per cap (sampled)"] = None
-                        self.exact = False
-                    for history in histories:
-                        point = _Point(dict(account), history, now)
-                        decisions = self.evaluate(point)
-                        self.record(point, decisions, [action])
-                        wh = tuple(_factors(d, action)[1] for d in decisions)
-                        found.setdefault((wh[0], wh[1]), point)
+            zone = self.zones(account)[0]
+            days = representative_dates(rules.windows, _countries(rules.windows, country_values), zone)
+            for seconds in minutes:
+                windows: dict[tuple[bool, bool], dt.date] = {}
+                for day in days:
+                    point = _Point(dict(account), [], _instant_at(zone, day, seconds))
+                    decisions = self.evaluate(point)
+                    self.record(point, decisions, [action])
+                    windows.setdefault(_pair(decisions, action, 1), day)
+                now = _instant_at(zone, days[0], seconds)
+                histories, cut_off = minimal_histories(counters, self.names, self.outcomes, now, zone, account_id)
+                if cut_off:
+                    self.outside[f"{action}: histories reaching its caps exceed {HISTORY_BUDGET} "
+                                 "per cap (sampled)"] = None
+                    self.exact = False
+                caps: dict[tuple[bool, bool], int] = {}
+                for index, history in enumerate(histories):
+                    point = _Point(dict(account), history, now)
+                    decisions = self.evaluate(point)
+                    self.record(point, decisions, [action])
+                    caps.setdefault(_pair(decisions, action, 2), index)
+                for window, day in windows.items():
+                    for cap, index in caps.items():
+                        key = (window[0] and cap[0], window[1] and cap[1])
+                        if key not in found:
+                            joined = self.joined(action, account, zone, day, seconds, counters, index, window, cap)
+                            if joined is not None:
+                                found[key] = joined
         return found
+
+    def joined(self, action: str, account: dict[str, Any], zone: ZoneInfo, day: dt.date, seconds: int,
+               counters: list[_Counter], index: int, window: tuple[bool, bool], cap: tuple[bool, bool]
+               ) -> _Point | None:
+        """A point on `day` with the windows' pair `window` and the caps' pair `cap`: the history
+        made the same way as the one that gave `cap` on the first date (or any other that does)."""
+        now = _instant_at(zone, day, seconds)
+        histories, _ = minimal_histories(counters, self.names, self.outcomes, now, zone, str(account.get("id", "")))
+        order = [index, *(i for i in range(len(histories)) if i != index)] if index < len(histories) else []
+        for trial in order:
+            point = _Point(dict(account), histories[trial], now)
+            decisions = self.evaluate(point)
+            if _pair(decisions, action, 1) == window and _pair(decisions, action, 2) == cap:
+                return point
+        self.outside[f"{action}: caps on {day} at {seconds // 3600:02d}:{seconds % 3600 // 60:02d} not as on "
+                     "the first date (sampled)"] = None
+        self.exact = False
+        return None
 
     def combine(self, action: str, g_classes: dict[tuple[bool, bool], dict[str, Any]],
                 wh_classes: dict[tuple[bool, bool], _Point], exact: bool) -> None:
