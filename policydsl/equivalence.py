@@ -56,6 +56,7 @@ from .values import default_value, reader_for
 
 __all__ = ["Counterexample", "ReplayError", "Verdict", "compare"]
 
+CASE_BUDGET = 200_000  # evaluations of the exact part before the rest is left to sampling
 FIELD_BUDGET = 20_000  # field combinations per action and context before sampling takes over
 HISTORY_BUDGET = 400  # minimal histories per cap or quiet period before sampling takes over
 SET_LITERALS = 10  # a set field tested against more constants than this is sampled
@@ -86,6 +87,10 @@ class Verdict:
     outside: list[str]
     cases: int
     sampled: int
+
+
+class _OverBudget(Exception):
+    """The enumeration reached CASE_BUDGET."""
 
 
 class ReplayError(AssertionError):
@@ -775,6 +780,7 @@ class _Comparison:
         self.cache: dict[Any, tuple[Decision, Decision]] = {}
         self.cases = 0
         self.sampled = 0
+        self.enumerating = False
         self.found: dict[_Key, _Point] = {}
         self.pools = {name: candidates(info) for name, info in self.reads.fields.items()}
         self.zone_field = next((m.zone_field for m in self.models if m.zone_field), None)
@@ -813,6 +819,8 @@ class _Comparison:
                tuple((c.action, c.at, c.outcome) for c in point.history))
         found = self.cache.get(key)
         if found is None:
+            if self.enumerating and self.cases >= CASE_BUDGET:
+                raise _OverBudget
             self.cases += 1
             old, new = self.policies
             found = (old.evaluate(point.account, point.history, now=point.now),
@@ -1115,9 +1123,14 @@ class _Comparison:
 
     def run(self) -> Verdict:
         self.exact = not self.outside
-        for action in self.reads.action_names:
-            self.run_action(action)
-        self.run_segments()
+        self.enumerating = True
+        try:
+            for action in self.reads.action_names:
+                self.run_action(action)
+            self.run_segments()
+        except _OverBudget:
+            self.outside[f"the enumeration stopped at its budget of {CASE_BUDGET} cases (the rest sampled)"] = None
+        self.enumerating = False
         cases = self.cases
         if self.outside:
             self.exact = False

@@ -449,8 +449,26 @@ def test_a_history_of_another_instant_is_still_a_contact_of_the_account() -> Non
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(policies())
 def test_a_random_policy_is_equivalent_to_itself(spec: PolicySpec) -> None:
+    from policydsl import equivalence
+
     policy = _policy(spec.text, "generated.policy")
-    verdict = compare(policy, policy, samples=30)
+    budget = equivalence.CASE_BUDGET
+    equivalence.CASE_BUDGET = 3000  # some random windows never open together: each `until` then searches long
+    try:
+        verdict = compare(policy, policy, samples=30)
+    finally:
+        equivalence.CASE_BUDGET = budget
     assert verdict.outcome == "equivalent", [e.description for e in verdict.counterexamples]
     assert verdict.counterexamples == []
     assert verdict.exact == (verdict.outside == [])
+
+
+def test_an_enumeration_over_its_budget_says_so_and_samples(monkeypatch: pytest.MonkeyPatch) -> None:
+    from policydsl import equivalence
+
+    monkeypatch.setattr(equivalence, "CASE_BUDGET", 5)
+    old, new = _policy(SMALL), _policy(SMALL.replace("09:00-20:00", "09:00-20:01"))
+    verdict = compare(old, new, samples=400)
+    assert not verdict.exact and verdict.cases == 5 and verdict.sampled == 400
+    assert verdict.outside == ["the enumeration stopped at its budget of 5 cases (the rest sampled)"]
+    assert_all_reproduce(verdict, old, new)
