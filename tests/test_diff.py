@@ -562,3 +562,32 @@ def test_subprocess(stage_copy: Path, tmp_path: Path) -> None:
     report = json.loads(out.read_text(encoding="utf-8"))
     assert report["failed"] is True and report["summary"]["accounts_newly_allowed"] > 0
     assert completed.stdout == ""
+
+
+def test_exhaustive_through_the_cli_with_the_real_comparison(tmp_path: Path) -> None:
+    """`policy diff OLD NEW --exhaustive` end to end: a cap raised from 3 to
+    4 connected calls a day loosens, the other way it is stricter, and each
+    printed counterexample decides as printed when replayed through both
+    policies (`compile_policy` of each side, from the JSON)."""
+    shutil.copy(BASELINE, tmp_path)
+    old = tmp_path / "old.policy"
+    new = tmp_path / "new.policy"
+    text = POLICY.read_text(encoding="utf-8")
+    old.write_text(text, encoding="utf-8")
+    assert "limit human_call 3 per day" in text
+    new.write_text(text.replace("limit human_call 3 per day", "limit human_call 4 per day"), encoding="utf-8")
+    loosened = invoke("diff", old, new, "--exhaustive", "--format", "json", "--fail-on", "loosened")
+    assert loosened.exit_code == 1, loosened.output
+    found = json.loads(loosened.stdout)["exhaustive"]
+    assert found["outcome"] == "loosens" and found["counterexamples"]
+    policies_by_side = {"old": load_policy(old), "new": load_policy(new)}
+    for example in found["counterexamples"]:
+        history = [Contact(example["account"]["id"], h["action"], dt.datetime.fromisoformat(h["at"]), h["outcome"])
+                   for h in example["history"]]
+        now = dt.datetime.fromisoformat(example["now"])
+        for side, policy in policies_by_side.items():
+            decision = policy.evaluate(example["account"], history, now=now)
+            assert list(decision.allowed) == example[side]["allowed"], (side, example)
+    stricter = invoke("diff", new, old, "--exhaustive", "--format", "json", "--fail-on", "loosened")
+    assert stricter.exit_code == 0, stricter.output
+    assert json.loads(stricter.stdout)["exhaustive"]["outcome"] == "stricter"
