@@ -25,6 +25,7 @@ from strategies import policies, scenarios
 from policydsl import Contact, compile_policy, load_policy
 from policydsl.cli import main
 from policydsl.decision import Blocked, Decision, Evidence, RuleInfo
+from policydsl.equivalence import ReplayError
 from policydsl.impact import (
     NEWLY_ALLOWED,
     NEWLY_BLOCKED,
@@ -478,6 +479,7 @@ def fake_equivalence(monkeypatch: pytest.MonkeyPatch, outcome: str, counterexamp
 
     fake = types.ModuleType("policydsl.equivalence")
     fake.compare = compare  # type: ignore[attr-defined]
+    fake.ReplayError = ReplayError  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "policydsl.equivalence", fake)
     return calls
 
@@ -542,10 +544,19 @@ def test_exhaustive_with_accounts_reports_both(monkeypatch: pytest.MonkeyPatch, 
     assert report["exhaustive"]["outcome"] == "equivalent" and report["summary"]["changed"] > 0
 
 
-def test_exhaustive_without_the_module_is_unusable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "policydsl.equivalence", None)  # import fails
+def test_a_counterexample_that_does_not_reproduce_is_one_line_not_a_traceback(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def compare(old: Any, new: Any) -> Any:
+        raise ReplayError("agent_call at 2026-01-05T00:00:00Z: OLD's engines disagree")
+
+    fake = types.ModuleType("policydsl.equivalence")
+    fake.compare = compare  # type: ignore[attr-defined]
+    fake.ReplayError = ReplayError  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "policydsl.equivalence", fake)
     result = invoke("diff", POLICY, POLICY, "--exhaustive")
-    assert result.exit_code == 2 and "policydsl.equivalence" in result.stderr
+    assert result.exit_code == 2
+    assert "could not reproduce through both engines" in result.stderr and "OLD's engines disagree" in result.stderr
+    assert "Traceback" not in result.output
 
 
 # ------------------------------------------------------------ as a user runs it
