@@ -33,7 +33,7 @@ from typing import Any
 import pyarrow as pa
 
 from .decision import Decision, format_exact_instant, format_instant
-from .inputs import normalise_id
+from .inputs import id_text
 from .io import AccountRow, HistoryFacts, Vocabulary, read_contact, shown_cell
 
 INSTANT = pa.timestamp("us", tz="UTC")
@@ -141,16 +141,6 @@ def account_rows(data: pa.RecordBatch, first_number: int, header: list[str]) -> 
         if "id" in values:
             values["id"] = id_text(values["id"])
         yield AccountRow(number, None, values, None, raw, header)
-
-
-def id_text(value: Any) -> Any:
-    """An id cell as text (None for a null); a value of any other kind is
-    returned as it is, for its reader to refuse."""
-    if value is None or isinstance(value, str):
-        return None if value is None else normalise_id(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value  # anything else is no id: the id field's reader says so, naming the field
 
 
 def _cell_text(value: Any) -> str:

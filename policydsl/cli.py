@@ -171,9 +171,9 @@ def main() -> None:
 @click.option("--format", "output_format", type=click.Choice(["jsonl", "csv", "table", "parquet"]),
               help="Decisions as JSONL (the default), CSV, a table, or Parquet (lists and structs; the default "
                    "for an -o file named .parquet).")
-@click.option("--input-format", type=click.Choice(["csv", "parquet"]),
-              help="The accounts file's format (default: Parquet for a file named .parquet, .pq or .parq, "
-                   "else CSV). A --history file named so is read as Parquet too.")
+@click.option("--input-format", type=click.Choice(["csv", "jsonl", "parquet"]),
+              help="The accounts file's format (default: Parquet for a file named .parquet, .pq or .parq, JSON "
+                   "lines for .jsonl or .ndjson, else CSV). A --history file named .parquet is read as Parquet too.")
 @click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False, allow_dash=True),
               help="Write decisions here (atomically) instead of standard output.")
 @click.option("--errors", "errors_path", type=click.Path(dir_okay=False),
@@ -208,7 +208,8 @@ def run(policy_path: str, accounts_path: str, history_path: str | None, now_text
     with contextlib.ExitStack() as resources:
         try:
             history = resources.enter_context(_open_run_history(policy, history_path, accounts_path, strict))
-            rows = read_accounts(accounts_path, policy.required_fields(), set(policy.model.fields), input_format)
+            rows = read_accounts(accounts_path, policy.required_fields(), set(policy.model.fields), input_format,
+                                 strict)
             check_outputs({"-o": output_path, "--errors": errors_path},
                           [*policy.model.sources, accounts_path, *([history_path] if history_path else [])])
         except InputError as error:

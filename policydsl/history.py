@@ -44,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import json
 import os
 import sqlite3
 import stat
@@ -53,8 +54,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from .decision import Contact
-from .inputs import normalise_id
-from .io import HistoryFacts, HistoryFile, InputError, Vocabulary, is_parquet_name, open_text
+from .inputs import id_text, normalise_id
+from .io import HistoryFacts, HistoryFile, InputError, Vocabulary, is_jsonl_name, is_parquet_name, open_text
 
 if TYPE_CHECKING:
     from .parquet import ParquetHistory
@@ -137,6 +138,9 @@ def _order(path: str, id_column: str, what: str) -> str | None:
     ids of all its rows never decrease), read cheaply (see the module
     docstring): it is out of order, has no id column, or holds a row the full
     reader might read otherwise. A Parquet file's id column is read alone."""
+    if is_jsonl_name(path):
+        return None if _json_lines_in_order(path, id_column) else f"{what} not sorted by account id (or a line " \
+            "the order check does not read)"
     if is_parquet_name(path):
         from .parquet import ids_in_order
 
@@ -153,6 +157,18 @@ def _order(path: str, id_column: str, what: str) -> str | None:
     except (csv.Error, InputError, OSError, ValueError, _Unusual):
         return f"{what} rows the order check does not read alone (a field over several lines, a byte-order mark)"
     return None if in_order else f"{what} not sorted by account id"
+
+
+def _json_lines_in_order(path: str, id_column: str) -> bool:
+    """Whether the ids of a JSON lines file never decrease; a line that is
+    no object sends the run to the index, which does not care (any name
+    but .jsonl/.ndjson is checked as a CSV, and so takes the index too)."""
+    try:
+        with open_text(path) as handle:
+            ids = (id_text(json.loads(line).get(id_column)) for line in handle if line.strip())
+            return _in_order(value if isinstance(value, str) else "" for value in ids)
+    except (InputError, OSError, ValueError, AttributeError, RecursionError):
+        return False
 
 
 class _Unusual(Exception):

@@ -29,6 +29,18 @@ def normalise_id(value: str) -> str:
     return value.strip(_ID_STRIP)
 
 
+def id_text(value: Any) -> Any:
+    """An id as a typed source (Parquet, Spark, JSON) holds it, as text:
+    normalised, an int as its digits (an int64 id column is common in a data
+    lake), None for a null; a value of any other kind is returned as it is,
+    for the id field's reader to refuse, naming the field."""
+    if value is None or isinstance(value, str):
+        return None if value is None else normalise_id(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
 def shown_id(value: Any) -> str | None:
     """An account's id as a decision reports it, even when it is no valid
     id (None when missing or empty; a huge int is not turned into text)."""

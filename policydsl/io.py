@@ -27,13 +27,14 @@ import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from functools import lru_cache
 from io import StringIO
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from .decision import Blocked, Contact, Decision, Provenance, format_exact_instant, format_instant
 from .errors import PolicyError
-from .inputs import normalise_id
+from .inputs import id_text, normalise_id
 from .values import ValueProblem, read_datetime
 
 if TYPE_CHECKING:
@@ -271,7 +272,11 @@ class AccountsSource:
 
     path: str
     header: list[str]
+    unknown: list[str]
+    absent: list[str]
+    bom_lines: list[int]
     _rows: Iterator[AccountRow]
+    absent_words = "have no column"
 
     def _check_header(self, required: set[str], fields: set[str] | None) -> list[int]:
         """InputError for a missing column; the notes for the rest. Returns
@@ -281,10 +286,10 @@ class AccountsSource:
             raise InputError(f"{self.path}: missing column(s) {', '.join(missing)} (the policy has no default "
                              "for them)")
         known = set(self.header) if fields is None else fields
-        self.unknown: list[str] = [_unknown_column(name, number, known)
+        self.unknown = [_unknown_column(name, number, known)
                                    for number, name in enumerate(self.header, 1) if name not in known]
-        self.absent: list[str] = sorted(known - required - set(self.header))
-        self.bom_lines: list[int] = []
+        self.absent = sorted(known - required - set(self.header))
+        self.bom_lines = []
         return [i for i, name in enumerate(self.header) if name in known]
 
     def __iter__(self) -> Iterator[AccountRow]:
@@ -299,8 +304,8 @@ class AccountsSource:
         notes = [f"{self.path}: {text}" for text in self.unknown]
         if self.absent:
             fields = ", ".join(self.absent)
-            notes.append(f"{self.path}: {len(self.absent)} defaulted field(s) have no column, so their defaults "
-                         f"are used for every row: {fields}")
+            notes.append(f"{self.path}: {len(self.absent)} defaulted field(s) {self.absent_words}, so their "
+                         f"defaults are used for every row: {fields}")
         return notes
 
 
@@ -332,23 +337,109 @@ class AccountsFile(AccountsSource):
                     yield _account_row(number, record.line, self.header, record.cells, checked)
 
 
-def _unknown_column(name: str, number: int, fields: set[str]) -> str:
+class JsonLinesAccounts(AccountsSource):
+    """Accounts as JSON lines, one object per line (`{"id": "A1",
+    "days_past_due": 12, "flags": ["vip"]}`): the typed values a service
+    exports, read as a Parquet row's are (numbers exactly, as Decimal, and
+    an int id as its text). A line that is no JSON object is an error row
+    naming its row and line; blank lines are no rows.
+
+    A JSON lines file has no header, so what a CSV header tells before the
+    first row is learnt while reading: the keys that are no field
+    (`unknown`) and the defaulted fields no line gives (`absent`) are
+    complete, for the run's report, once the file is read. `--strict`
+    cannot refuse the file before deciding, so it refuses each row that
+    holds a key the policy does not read, or leaves a defaulted field to
+    its default, as an error row."""
+
+    absent_words = "are a key of no line"
+
+    def __init__(self, path: str, required: set[str], fields: set[str] | None, strict: bool = False) -> None:
+        self.path = path
+        self.header = ["json"]  # a rejected row is its line (`--errors`)
+        self.unknown = []
+        self.absent = []
+        self.bom_lines = []
+        self._known = fields
+        self._defaulted = set(fields or ()) - required
+        self._strict = strict
+        self._seen: set[str] = set()
+        self._unknown_keys: dict[str, None] = {}
+        self._rows = self._read(open_text(path))
+
+    def _read(self, handle: IO[str]) -> Iterator[AccountRow]:
+        with handle:
+            number = 0
+            for line_number, line in enumerate(handle, 1):
+                if line.startswith("\ufeff") and line_number > 1:
+                    self.bom_lines.append(line_number)
+                    line = line[1:]
+                if not line.strip():
+                    continue
+                number += 1
+                yield self._row(number, line_number, line.rstrip("\r\n"))
+        defaulted = self._defaulted - self._seen
+        self.absent = sorted(defaulted)
+        self.unknown = [_unknown_column(name, 0, self._known or set(), "key") for name in self._unknown_keys]
+
+    def _row(self, number: int, line_number: int, line: str) -> AccountRow:
+        where = f"row {number} (line {line_number})"
+        if _bad_bytes([line]) is not None:
+            return AccountRow(number, line_number, None, f"{where}: bytes that are not UTF-8", [line], self.header)
+        try:
+            values = json.loads(line, parse_float=Decimal, parse_constant=_no_constant)
+        except (ValueError, RecursionError) as error:
+            message = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
+            return AccountRow(number, line_number, None, f"{where}: not JSON ({message})", [line], self.header)
+        if not isinstance(values, dict):
+            return AccountRow(number, line_number, None, f"{where}: a JSON object with the account's fields, not "
+                              f"{type(values).__name__}", [line], self.header)
+        account_id = id_text(values.get("id"))
+        if "id" in values:
+            values["id"] = account_id
+        self._seen.update(values)
+        unknown = [key for key in values if self._known is not None and key not in self._known]
+        for key in unknown:
+            self._unknown_keys.setdefault(key)
+        unread_id = account_id if isinstance(account_id, str) and account_id else None
+        if self._strict and unknown:
+            return AccountRow(number, line_number, None, f"{where}: key {unknown[0]!r} is not a field of the policy; "
+                              "--strict decides no row with a key the policy does not read", [line], self.header,
+                              unread_id)
+        left = sorted(self._defaulted - set(values))
+        if self._strict and left:
+            return AccountRow(number, line_number, None, f"{where}: no key for the defaulted field(s) "
+                              f"{', '.join(left)}; --strict decides no row on a default it was not given", [line],
+                              self.header, unread_id)
+        return AccountRow(number, line_number, values, None, [line], self.header)
+
+
+def _no_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON, and no account value."""
+    raise ValueError(f"{name} is not a number JSON has")
+
+
+def _unknown_column(name: str, number: int, fields: set[str], word: str = "column") -> str:
     from .suggest import did_you_mean_aside
 
     if not name:
-        return f"column {number} has no name and is ignored"
-    return f"column {name!r} is not a field of the policy and is ignored" + did_you_mean_aside(name, fields)
+        return f"column {number} has no name and is ignored" if word == "column" else f"an empty {word} is ignored"
+    return f"{word} {name!r} is not a field of the policy and is ignored" + did_you_mean_aside(name, fields)
 
 
 def read_accounts(path: str, required: set[str], fields: set[str] | None = None,
-                  input_format: str | None = None) -> AccountsSource:
-    """The rows of an accounts file: CSV, or Parquet (by `input_format`, else
-    by the file's name). Raises InputError when the header lacks a column
+                  input_format: str | None = None, strict: bool = False) -> AccountsSource:
+    """The rows of an accounts file: CSV, JSON lines or Parquet (by
+    `input_format`, else by the file's name; `strict` for JSON lines, see
+    `JsonLinesAccounts`). Raises InputError when the header lacks a column
     the policy needs (every row would fail the same way) or names a column
     twice. Only the columns in `fields` (default: all) are checked for
     bytes that are not UTF-8, since the others are ignored; the others are
     reported in `notes`."""
-    if (input_format or ("parquet" if is_parquet_name(path) else "csv")) == "parquet":
+    chosen = input_format or ("parquet" if is_parquet_name(path) else "jsonl" if is_jsonl_name(path) else "csv")
+    if chosen == "jsonl":
+        return JsonLinesAccounts(path, required, fields, strict)
+    if chosen == "parquet":
         if path == "-":
             raise InputError("standard input: Parquet cannot be read from a stream (its index is at the end); "
                              "give a file")
@@ -356,6 +447,11 @@ def read_accounts(path: str, required: set[str], fields: set[str] | None = None,
 
         return ParquetAccounts(path, required, fields)
     return AccountsFile(path, required, fields)
+
+
+def is_jsonl_name(path: str) -> bool:
+    """JSON lines by name (`.jsonl`, `.ndjson`)."""
+    return os.path.splitext(path)[1].lower() in (".jsonl", ".ndjson")
 
 
 def is_parquet_name(path: str) -> bool:

@@ -70,11 +70,11 @@ except ImportError as missing:  # pragma: no cover - depends on the installation
                       ) from missing
 
 from . import load_policy
-from .arrow import account_rows, contacts, decision_schema, decisions_batch, id_text
+from .arrow import account_rows, contacts, decision_schema, decisions_batch
 from .batch import Engine, PolicySpec, WorkerError, decide_row, sources_digest
 from .compiler import Policy
 from .decision import Contact
-from .inputs import check_now
+from .inputs import check_now, id_text
 from .io import HISTORY_COLUMNS, HistoryFacts, InputError, Vocabulary
 from .reference import ReferencePolicy
 
