@@ -508,7 +508,10 @@ class ReferencePolicy(Engine):
                 for kind, _, _ in self.judge(action, env_at(point), values, zones, past, stage)[1])}
         for low, high in merged((point, point + CYCLE) for point in points if point >= now):
             while low <= high:
-                found = candidates(zones, starts, expiries | points, low, min(high, low + FIRST_LOOK))
+                last = min(high, low + FIRST_LOOK)
+                # the look's last instant too, so that a clock condition flipping after the last candidate,
+                # before the next look begins, is found (a look ending between 00:00 and 00:30 missed 00:30)
+                found = sorted({*candidates(zones, starts, expiries | points, low, last), last})
                 found += [first_reached(test, before, after) for before, after in itertools.pairwise(found)
                           for test in clocked if test(before) != test(after - MICROSECOND)]
                 for instant in sorted(set(found)):

@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from policydsl import Policy, ReferencePolicy
+from policydsl import Contact, Policy, ReferencePolicy
 from policydsl.checker import check
 from policydsl.loader import load_text
 
@@ -108,3 +108,39 @@ def test_until_of_a_date_comparison_when_the_clock_changes_exactly_a_day_later()
     compiled, reference = _decisions(text, {"id": "A1"}, dt.datetime(2025, 4, 5, 3, 0, tzinfo=UTC))
     assert compiled == reference
     assert compiled["blocked"][0]["until"] == "2025-11-02T03:00:00Z"
+
+
+QUIET_CLOCK_POLICY = """policy "r" version "1"
+account {
+    id : text
+    vip : bool = false
+    tz : zone
+}
+actions { call, sms }
+allow all
+forbid all when not vip and not local_time() == 00:30
+quiet all for 7 days after "conversation" on all
+"""
+
+
+# The reference engine tries a week of candidate instants at a time and looks
+# for a clock condition flipping between two candidates; the stretch from a
+# week's last candidate to the week's end was never looked at. Here the quiet
+# period ends at local midnight on 7 January and the forbid lifts for one
+# second at 00:30: the week ended (19:00 local on the 7th) after that midnight,
+# the next candidate was the next midnight, and the reference answered a day
+# late, an instant at which its own decision says the call is allowed.
+@pytest.mark.parametrize(("hour", "until"), [(0, "2024-01-07T05:30:00Z"), (12, "2024-01-08T05:30:00Z")])
+def test_until_when_a_clock_condition_flips_at_the_end_of_a_week_of_candidates(hour: int, until: str) -> None:
+    model, diagnostics = check(load_text(QUIET_CLOCK_POLICY, "regression.policy"))
+    assert not [d for d in diagnostics if d.severity == "error"]
+    account = {"id": "A1", "tz": "America/New_York"}
+    now = dt.datetime(2024, 1, 1, hour, tzinfo=UTC)
+    history = [Contact("A1", "call", now, "conversation")]
+    compiled = Policy(model).evaluate(account, history, now=now).to_dict()
+    reference = ReferencePolicy(model).evaluate(account, history, now=now).to_dict()
+    assert compiled == reference
+    assert {entry["until"] for entry in compiled["blocked"]} == {until}
+    lifted = dt.datetime.fromisoformat(until)
+    assert ReferencePolicy(model).evaluate(account, history, now=lifted).allowed == ("call", "sms")
+    assert Policy(model).evaluate(account, history, now=lifted - dt.timedelta(seconds=1)).allowed == ()
