@@ -90,7 +90,7 @@ def policy_command() -> list[str]:
     script = os.path.join(os.path.dirname(sys.executable), "policy")
     if os.path.exists(script):
         return [script]
-    return [sys.executable, "-c", "import sys; sys.argv[0] = 'policy'; from policydsl.cli import main; main()"]
+    return [sys.executable, "-c", "import sys; sys.argv[0] = 'policy'; from policydsl.cli import program; program()"]
 
 
 def measure(command: list[str]) -> tuple[float, float, int, int, str]:

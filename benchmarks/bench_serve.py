@@ -180,7 +180,7 @@ class Server:
     def __init__(self, policies: list[str], workdir: str, *extra: str) -> None:
         script = os.path.join(os.path.dirname(sys.executable), "policy")
         command = [script] if os.path.exists(script) else [
-            sys.executable, "-c", "import sys; sys.argv[0] = 'policy'; from policydsl.cli import main; main()"]
+            sys.executable, "-c", "import sys; sys.argv[0] = 'policy'; from policydsl.cli import program; program()"]
         self.stderr_path = os.path.join(workdir, f"serve-{time.monotonic_ns()}.log")
         self.stderr = open(self.stderr_path, "w+b")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen([*command, "serve", *policies, "--port", "0", *extra],

@@ -1,6 +1,6 @@
 """`python -m policydsl`: the same as the `policy` command."""
 
-from .cli import main
+from .cli import program
 
 if __name__ == "__main__":
-    main(prog_name="policy")
+    program()

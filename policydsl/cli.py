@@ -60,6 +60,7 @@ from .io import (
     is_parquet_name,
     read_accounts,
     read_history,
+    stops_end_at_commit,
     visible,
 )
 from .loader import load_file, read_source
@@ -134,6 +135,19 @@ def _coloured_excerpt(text: str, source: str, line_number: int) -> Text:
     return Text.assemble(gutter + bar, highlight_fragment(code, line), newline + marker)
 
 
+# Whether this process is the `policy` program (`program()`), which exits when its command returns; not when
+# a caller runs `main` in its own process (click's test runner, an application), whose signal handlers stay.
+_AS_PROGRAM = False
+
+
+def program() -> None:
+    """The `policy` command and `python -m policydsl`."""
+    global _AS_PROGRAM
+    _AS_PROGRAM = True
+    stops_end_at_commit()
+    main(prog_name="policy")
+
+
 def _stops_on_signals(command: Callable[_P, None]) -> Callable[_P, None]:
     """Ctrl-C, SIGTERM or SIGHUP end the command with one line and exit code
     128 + the signal number (130, 143, 129), never a traceback; outputs being
@@ -143,7 +157,7 @@ def _stops_on_signals(command: Callable[_P, None]) -> Callable[_P, None]:
     @functools.wraps(command)
     def stoppable(*args: _P.args, **kwargs: _P.kwargs) -> None:
         try:
-            with interruptible():
+            with interruptible(then_ignore=_AS_PROGRAM):  # the process exits next (see interruptible)
                 command(*args, **kwargs)
         except Interrupted as interrupted:
             _stderr().print(f"[red]interrupted by {interrupted.name}:[/] stopped before the end; "

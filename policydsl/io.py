@@ -960,6 +960,9 @@ def _atomic(path: str | None, stdout: IO[Any], opener: Callable[[str | int], IO[
             _finish(path, lambda: os.fsync(handle.fileno()))
         if _ARRIVED:
             raise Interrupted(_ARRIVED[0])
+        if _STOPS_END_AT_COMMIT and threading.current_thread() is threading.main_thread():
+            for signum in STOP_SIGNALS:  # from here on the output is replaced: a stop signal comes too late
+                signal.signal(signum, signal.SIG_IGN)
         _finish(path, lambda: os.replace(temporary, target))
     except BaseException:
         with contextlib.suppress(OSError):
@@ -1028,11 +1031,18 @@ class Interrupted(BaseException):
 
 
 @contextlib.contextmanager
-def interruptible() -> Iterator[None]:
+def interruptible(then_ignore: bool = False) -> Iterator[None]:
     """Within the block, the first stop signal raises `Interrupted`; later
     ones are ignored, so that the cleanup they would interrupt can finish.
     Handlers can only be installed from the main thread; elsewhere (an
-    application calling the CLI from a thread) signals keep their handlers."""
+    application calling the CLI from a thread) signals keep their handlers.
+
+    `then_ignore`: after the block, stop signals are ignored rather than
+    given back their handlers. For a command that exits next: its work is
+    done (its outputs in place) or abandoned, and a signal during the
+    interpreter's shutdown (joining `--jobs` workers' threads takes a
+    moment) would otherwise kill it by the default action, an exit status
+    saying "stopped" about a run that finished."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -1048,8 +1058,23 @@ def interruptible() -> Iterator[None]:
         yield
     finally:
         for signum, handler in previous.items():
-            signal.signal(signum, handler)
+            signal.signal(signum, signal.SIG_IGN if then_ignore else handler)
         _ARRIVED.clear()
+
+
+# Whether the first output replaced ends the process's stops (`stops_end_at_commit`).
+_STOPS_END_AT_COMMIT = False
+
+
+def stops_end_at_commit() -> None:
+    """For a program that exits when its command is done: once it replaces
+    an output, stop signals are ignored, so that a signal arriving after
+    that (while it reports, or writes its other output) neither says it
+    stopped "before any output was replaced" nor kills it by the default
+    action. A signal before the first output is replaced stops it as
+    `interruptible` says, the old outputs intact."""
+    global _STOPS_END_AT_COMMIT
+    _STOPS_END_AT_COMMIT = True
 
 
 # The stop signal `interruptible` received, if any. Python may run a signal handler inside a finaliser,

@@ -263,3 +263,21 @@ def test_an_edit_during_a_run_with_jobs_changes_no_decision(tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     forbidden = sum("large balances go to the legal team" in line for line in result.stdout.splitlines())
     assert forbidden == sum(1 for i in range(3_000) if i > 100)  # the baseline as loaded: ¥100
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_stop_signal_after_the_output_is_replaced_comes_too_late(tmp_path: Path, jobs: str) -> None:
+    """SIGTERM once the new output is in place (the run reporting, or the
+    interpreter joining `--jobs` workers' threads on its way out) neither
+    says the run stopped before replacing anything (143) nor kills it by the
+    default action (-15, which CI's adversarial run once caught): the run
+    ends with its own status."""
+    process, output = _start_run(tmp_path, "--jobs", jobs, rows=60_000)
+    while output.read_text(encoding="utf-8") == OLD_OUTPUT and process.poll() is None:
+        time.sleep(0.001)
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=DEADLINE)
+    assert process.returncode == 0, stderr.decode()
+    assert output.read_text(encoding="utf-8") != OLD_OUTPUT
+    assert b"interrupted" not in stderr
