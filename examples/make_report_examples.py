@@ -32,6 +32,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+from make_examples import stage_of  # the examples' stages, as the policy has them (run from examples/)
+
 SEED = 20250605
 NOW = datetime(2025, 6, 4, 2, 0, tzinfo=UTC)  # the instant the shipped decisions are made at
 PREVIOUS = NOW - timedelta(days=30)
@@ -41,16 +43,6 @@ OUT_DIR = Path(__file__).resolve().parent
 # stage -> (probability of paying in the 30 days after NOW, share of the balance paid: low, high)
 PAYING = {"current": (0.70, 0.6, 1.0), "M0": (0.45, 0.3, 1.0), "M1": (0.30, 0.15, 0.6),
           "M2": (0.18, 0.1, 0.4), "M3plus": (0.08, 0.05, 0.3)}
-
-
-def stage_of(dpd: int) -> str:
-    if dpd <= 0:
-        return "current"
-    if dpd <= 30:
-        return "M0"
-    if dpd <= 60:
-        return "M1"
-    return "M2" if dpd <= 90 else "M3plus"
 
 
 def money(value: float) -> str:

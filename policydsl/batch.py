@@ -77,16 +77,21 @@ def sources_digest(sources: Mapping[str, str]) -> str:
 def decide_row(policy: Engine, row: AccountRow, contacts: list[Contact], broken: str | None,
                now: dt.datetime) -> Decision:
     """The decision for one row; every problem becomes an error decision
-    naming the row (and line), never an exception."""
-    where = f"{row.where}: " if row.where else ""
+    naming the row (and line), never an exception. Where the row is is put
+    into words only for an error: this runs once per account."""
     if row.values is None:
-        return policy.error_decision(row.account_id, row.problem or f"{where}unreadable", now=now)
+        return policy.error_decision(row.account_id, row.problem or _located(row, "unreadable"), now=now)
     if broken is not None:
-        return policy.error_decision(row.account_id, f"{where}contact history: {broken}", now=now)
+        return policy.error_decision(row.account_id, _located(row, f"contact history: {broken}"), now=now)
     decision = policy.evaluate(row.values, contacts, now=now)
     if decision.error:
-        return policy.error_decision(decision.account_id, f"{where}{decision.error}", now=now)
+        return policy.error_decision(decision.account_id, _located(row, decision.error), now=now)
     return decision
+
+
+def _located(row: AccountRow, message: str) -> str:
+    where = row.where
+    return f"{where}: {message}" if where else message
 
 
 @dataclass(frozen=True, slots=True)

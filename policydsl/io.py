@@ -251,7 +251,14 @@ def _header(records: Iterator[_Record], path: str, what: str) -> list[str]:
         raise InputError(f"{path}: the file is {encoding}, not UTF-8: save or export it as UTF-8 (\"CSV UTF-8\")")
     if first.problem is not None:
         raise InputError(f"{path}: header cannot be read: {first.problem}")
-    header = [_printable(name.replace("\ufeff", "").strip()) for name in first.cells]
+    return distinct_columns(path, [_printable(name.replace("\ufeff", "").strip()) for name in first.cells])
+
+
+def distinct_columns(path: str, names: Iterable[str]) -> list[str]:
+    """The column names, or InputError for one that appears twice: which of
+    the two columns holds the value would be a guess (a CSV header, a
+    Parquet schema)."""
+    header = list(names)
     seen: dict[str, int] = {}
     for number, name in enumerate(header, 1):
         if name in seen:
@@ -688,6 +695,9 @@ def _read_contact(facts: HistoryFacts, path: str, record: _Record, header: list[
     return read_contact(facts, record.line, account_id, cells[index["action"]], cells[index["at"]], outcome)
 
 
+_TEXT_OR_NULL = (str, type(None))  # a tuple: isinstance with it is cheaper than with `str | None`, once per row
+
+
 def read_contact(facts: HistoryFacts, line: int, account_id: str, action: Any, at: Any, outcome: Any) -> Contact | None:
     """One history row as a Contact, whatever the format read it (CSV text,
     Arrow's typed values: a null is an empty cell), or None with its problem
@@ -697,8 +707,8 @@ def read_contact(facts: HistoryFacts, line: int, account_id: str, action: Any, a
     problem = None
     if not account_id:
         problem = "account_id is empty"
-    elif not isinstance(action, str | None) or not isinstance(outcome, str | None):
-        name, value = ("action", action) if not isinstance(action, str | None) else ("outcome", outcome)
+    elif not isinstance(action, _TEXT_OR_NULL) or not isinstance(outcome, _TEXT_OR_NULL):
+        name, value = ("action", action) if not isinstance(action, _TEXT_OR_NULL) else ("outcome", outcome)
         problem = f"field {name!r}: {shown_cell(value)}; expected text"
     else:
         try:

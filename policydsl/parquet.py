@@ -17,7 +17,7 @@ path does.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator
 from typing import IO
 
 try:
@@ -29,7 +29,7 @@ except ImportError as missing:  # pragma: no cover - the extra is installed wher
 from .arrow import account_rows, contacts, decision_schema, decisions_batch
 from .decision import Contact, Decision
 from .inputs import normalise_id
-from .io import AccountRow, AccountsSource, HistoryFacts, InputError, Vocabulary
+from .io import AccountRow, AccountsSource, HistoryFacts, InputError, Vocabulary, distinct_columns
 
 BATCH_ROWS = 4096  # rows read at a time, within a row group
 ROW_GROUP = 8192  # decisions per row group written: the reasons repeat, so Arrow holds some 1.5 kB per decision
@@ -45,17 +45,6 @@ def _open(path: str) -> pq.ParquetFile:
         raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
     except (pa.ArrowException, ValueError) as exc:
         raise InputError(f"{path}: not a readable Parquet file: {exc}") from None
-
-
-def _columns(path: str, names: Sequence[str]) -> list[str]:
-    """The column names, which must be distinct (as in a CSV header)."""
-    seen: dict[str, int] = {}
-    for number, name in enumerate(names, 1):
-        if name in seen:
-            raise InputError(f"{path}: column {name!r} appears twice (columns {seen[name]} and {number}); "
-                             "rename or remove one")
-        seen[name] = number
-    return list(names)
 
 
 def _batches(file: pq.ParquetFile, path: str, columns: list[str] | None = None,
@@ -84,7 +73,7 @@ class ParquetAccounts(AccountsSource):
     def __init__(self, path: str, required: set[str], fields: set[str] | None) -> None:
         self.path = path
         self._file = _open(path)
-        self.header = _columns(path, self._file.schema_arrow.names)
+        self.header = distinct_columns(path, self._file.schema_arrow.names)
         self._check_header(required, fields)
         self._rows = self._read()
 
@@ -110,7 +99,7 @@ class ParquetHistory:
         self.facts.row_label = "{path}: row {line}"
         self.facts.outcomes_declared = vocabulary is not None and vocabulary.outcomes_declared
         self._file = _open(path)
-        header = _columns(path, self._file.schema_arrow.names)
+        header = distinct_columns(path, self._file.schema_arrow.names)
         missing = [name for name in ("account_id", "action", "at") if name not in header]
         if missing:
             self._file.close()
