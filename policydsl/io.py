@@ -294,7 +294,7 @@ class AccountsSource:
                              "for them)")
         known = set(self.header) if fields is None else fields
         self.unknown = [_unknown_column(name, number, known)
-                                   for number, name in enumerate(self.header, 1) if name not in known]
+                        for number, name in enumerate(self.header, 1) if name not in known]
         self.absent = sorted(known - required - set(self.header))
         self.bom_lines = []
         return [i for i, name in enumerate(self.header) if name in known]
@@ -390,34 +390,36 @@ class JsonLinesAccounts(AccountsSource):
         self.unknown = [_unknown_column(name, 0, self._known or set(), "key") for name in self._unknown_keys]
 
     def _row(self, number: int, line_number: int, line: str) -> AccountRow:
-        where = f"row {number} (line {line_number})"
+        """One line as a row; the usual line, an object whose keys are all
+        fields, costs one `json.loads` and a pass over its keys."""
+        def refused(problem: str, unread_id: str | None = None) -> AccountRow:
+            return AccountRow(number, line_number, None, f"row {number} (line {line_number}): {problem}", [line],
+                              self.header, unread_id)
+
         if _bad_bytes([line]) is not None:
-            return AccountRow(number, line_number, None, f"{where}: bytes that are not UTF-8", [line], self.header)
+            return refused("bytes that are not UTF-8")
         try:
             values = json.loads(line, parse_float=Decimal, parse_constant=_no_constant)
         except (ValueError, RecursionError) as error:
-            message = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
-            return AccountRow(number, line_number, None, f"{where}: not JSON ({message})", [line], self.header)
+            return refused(f"not JSON ({error.msg if isinstance(error, json.JSONDecodeError) else error})")
         if not isinstance(values, dict):
-            return AccountRow(number, line_number, None, f"{where}: a JSON object with the account's fields, not "
-                              f"{type(values).__name__}", [line], self.header)
+            return refused(f"a JSON object with the account's fields, not {type(values).__name__}")
         account_id = id_text(values.get("id"))
         if "id" in values:
             values["id"] = account_id
         self._seen.update(values)
-        unknown = [key for key in values if self._known is not None and key not in self._known]
+        unknown = [key for key in values if key not in self._known] if self._known is not None else []
         for key in unknown:
             self._unknown_keys.setdefault(key)
-        unread_id = account_id if isinstance(account_id, str) and account_id else None
-        if self._strict and unknown:
-            return AccountRow(number, line_number, None, f"{where}: key {unknown[0]!r} is not a field of the policy; "
-                              "--strict decides no row with a key the policy does not read", [line], self.header,
-                              unread_id)
-        left = sorted(self._defaulted - set(values))
-        if self._strict and left:
-            return AccountRow(number, line_number, None, f"{where}: no key for the defaulted field(s) "
-                              f"{', '.join(left)}; --strict decides no row on a default it was not given", [line],
-                              self.header, unread_id)
+        if self._strict:
+            unread_id = account_id if isinstance(account_id, str) and account_id else None
+            if unknown:
+                return refused(f"key {unknown[0]!r} is not a field of the policy; --strict decides no row with a "
+                               "key the policy does not read", unread_id)
+            left = sorted(self._defaulted - values.keys())
+            if left:
+                return refused(f"no key for the defaulted field(s) {', '.join(left)}; --strict decides no row on "
+                               "a default it was not given", unread_id)
         return AccountRow(number, line_number, values, None, [line], self.header)
 
 
