@@ -32,7 +32,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from .decision import Decision, format_exact_instant, format_instant
+from .decision import Decision, format_exact_instant, format_instant, second_allowed
 from .inputs import id_text
 from .io import AccountRow, HistoryFacts, Vocabulary, read_contact, shown_cell
 
@@ -71,12 +71,9 @@ def _timestamped(decision: Decision) -> dict[str, Any]:
     second, as the JSONL shows it (the action is allowed at that instant)."""
     row = decision.to_dict()
     row["now"] = None if decision.now is None else decision.now.astimezone(dt.UTC)
-    row["blocked"] = [{**entry, "until": _until(entry["until"])} for entry in row["blocked"]]
+    for entry, blocked in zip(row["blocked"], decision.blocked, strict=True):
+        entry["until"] = None if blocked.until is None else second_allowed(blocked.until)
     return row
-
-
-def _until(text: str | None) -> dt.datetime | None:
-    return None if text is None else dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
 
 
 def decision_dicts(data: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:

@@ -197,10 +197,16 @@ def format_instant(instant: dt.datetime | None) -> str | None:
     instant shown."""
     if instant is None:
         return None
+    return second_allowed(instant).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def second_allowed(instant: dt.datetime) -> dt.datetime:
+    """`instant` in UTC rounded up to the second: how decisions show an
+    `until` (text, or a timestamp column), at which the action is allowed."""
     instant = instant.astimezone(dt.UTC)
     if instant.microsecond:
         instant = instant.replace(microsecond=0) + dt.timedelta(seconds=1)
-    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return instant
 
 
 def format_exact_instant(instant: dt.datetime | None) -> str | None:
