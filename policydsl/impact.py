@@ -155,9 +155,17 @@ def _side(decision: Decision, action: str) -> tuple[bool, tuple[str, ...], dt.da
     return False, rules, entries[0].until if entries else None
 
 
+def _untils(decision: Decision) -> dict[str, dt.datetime | None]:
+    """Each blocked action's `until` (the same on all its entries)."""
+    return {entry.action: entry.until for entry in decision.blocked}
+
+
 def compare_decisions(old: Decision, new: Decision, row: int = 0) -> AccountChange | None:
     """What differs between one account's two decisions, or None when nothing
     does (see the module's docstring for what counts)."""
+    if (old.error == new.error and old.allowed == new.allowed and old.stage == new.stage
+            and _untils(old) == _untils(new)):
+        return None  # the usual account of a portfolio: settled without comparing action by action
     old_actions = _declared(old, new.allowed if old.error else ())
     new_actions = _declared(new, old.allowed if new.error else ())
     old_known, new_known = set(old_actions), set(new_actions)
